@@ -1,0 +1,1 @@
+"""The assessment service: instruments, responses, scoring, strengths and development areas."""

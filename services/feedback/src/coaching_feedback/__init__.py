@@ -1,0 +1,1 @@
+"""The feedback service: check-in schedules, check-ins, progress reviews, reflections, feedback."""

@@ -1,0 +1,1 @@
+"""The goals service: SMART goals, KPIs, action plans and progress."""

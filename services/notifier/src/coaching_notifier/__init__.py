@@ -1,0 +1,1 @@
+"""The notifier service: email, signed webhooks and an in-app inbox."""

@@ -1,0 +1,277 @@
+"""Kafka plumbing: the broker, the event publisher and the event consumer every service uses.
+
+Delivery rules (see README, "Event rules"):
+- producers are idempotent with `acks=all`;
+- a service has one consumer group and acknowledges (commits) a message only after its
+  handler's effects are stored; FastStream's Kafka default would commit first;
+- a handler that raises is retried with exponential backoff, then the message goes to the
+  service's dead-letter topic with the reason in headers, and consumption carries on;
+- infrastructure outages (database or broker unreachable) are waited out, never dead-lettered;
+- a message that can never be processed (not a CloudEvent, invalid data) is dead-lettered at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from aiokafka.errors import KafkaError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pymongo.errors import ConnectionFailure, WriteConcernError
+
+from coaching_shared.events import (
+    BadEvent,
+    Event,
+    EventMessage,
+    dead_letter_topic,
+    topic_name,
+    utc_now,
+)
+from coaching_shared.membership import Membership
+from coaching_shared.observability import METRICS, event_log_context
+from coaching_shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+# Outages of the infrastructure: wait and retry for as long as it takes.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionFailure, WriteConcernError,
+                                                       KafkaError)
+
+DLQ_HEADERS = ("dlq_reason", "dlq_error_type", "dlq_service", "dlq_original_topic",
+               "dlq_original_partition", "dlq_original_offset", "dlq_attempts", "dlq_failed_at")
+
+
+def create_broker(settings: ServiceSettings) -> KafkaBroker:
+    """A FastStream Kafka broker whose producer is idempotent and waits for all replicas."""
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=f"coaching-{settings.service_name}",
+        enable_idempotence=True,
+        acks="all",
+        request_timeout_ms=30_000,
+        logger=logging.getLogger(f"coaching.{settings.service_name}.kafka"),
+    )
+
+
+class EventPublisher:
+    """Publishes enveloped events in Kafka binary mode, keyed by client id."""
+
+    def __init__(self, broker: KafkaBroker, topic_prefix: str = "") -> None:
+        self._broker = broker
+        self._prefix = topic_prefix
+
+    async def publish(self, messages: Sequence[EventMessage]) -> None:
+        """Send messages in order and return once the broker has acknowledged all of them."""
+        pending = []
+        for message in messages:
+            # no_confirm hands back the delivery future: messages are pipelined, order kept.
+            pending.append(await self._broker.publish(
+                message.body(), topic=message.topic(self._prefix), key=message.key(),
+                headers=message.headers(), correlation_id=message.id, no_confirm=True))
+        if pending:
+            await asyncio.gather(*pending)
+        for message in messages:
+            METRICS.events_out.labels(type=message.type).inc()
+
+    async def publish_raw(self, topic: str, value: bytes | None, key: bytes | None,
+                          headers: dict[str, str]) -> None:
+        """Send one message as it is (dead letters, replays)."""
+        await self._broker.publish(value, topic=topic, key=key, headers=headers,
+                                   correlation_id=headers.get("ce_id"))
+
+
+@dataclass(frozen=True, slots=True)
+class EventContext:
+    """What a handler may know about the message besides the event data."""
+
+    message: EventMessage
+    topic: str
+    partition: int
+    offset: int
+
+
+Handler = Callable[[Any, EventContext], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    model: type[Event]
+    handler: Handler
+
+
+class EventConsumer:
+    """Dispatches a service's consumed events to its handlers with the delivery rules above.
+
+    Register handlers with `on(EventModel, handler)`, then `subscribe(broker)` once: the
+    service gets one FastStream subscriber over every topic its handlers need, in its own
+    consumer group. Event types nobody registered are skipped (another service's business).
+    """
+
+    def __init__(self, settings: ServiceSettings, publisher: EventPublisher,
+                 membership: Membership | None = None) -> None:
+        self._settings = settings
+        self._publisher = publisher
+        self._membership = membership
+        self._routes: dict[str, _Route] = {}
+        self._stream_of_topic: dict[str, str] = {}
+        self.subscriber: Any = None
+
+    def on(self, model: type[Event], handler: Handler) -> None:
+        """Handle events of this type (one handler per type)."""
+        if model.ce_type() in self._routes:
+            raise ValueError(f"{model.ce_type()} already has a handler")
+        self._routes[model.ce_type()] = _Route(model, handler)
+        self._stream_of_topic[topic_name(model.stream, self._settings.topic_prefix)] = model.stream
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted(self._stream_of_topic)
+
+    @property
+    def handled_types(self) -> list[str]:
+        return sorted(self._routes)
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return dead_letter_topic(self._settings.service_name, self._settings.topic_prefix)
+
+    def subscribe(self, broker: KafkaBroker) -> None:
+        """Create the service's FastStream subscriber (call before the broker starts)."""
+        if not self._routes:
+            return
+        settings = self._settings
+
+        async def consume(message: KafkaMessage) -> None:
+            await self.handle_record(message.raw_message)
+
+        self.subscriber = broker.subscriber(
+            *self.topics,
+            group_id=settings.consumer_group,
+            auto_offset_reset="earliest",
+            # Commit only after handle_record returned; on an escaped error, seek back.
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            # A handler may wait out a long outage; keep the group membership meanwhile.
+            max_poll_interval_ms=30 * 60 * 1000,
+            title=f"{settings.service_name} consumer",
+            description="Consumes: " + ", ".join(self.handled_types),
+        )(consume)
+
+    async def handle_record(self, record: ConsumerRecord) -> None:
+        """Process one consumed Kafka record to its end: handled, skipped or dead-lettered."""
+        headers = {name: (value or b"").decode("utf-8", "replace")
+                   for name, value in (record.headers or ())}
+        stream = self._stream_of_topic.get(record.topic, record.topic)
+        try:
+            message = EventMessage.from_kafka(headers, record.value, stream)
+        except BadEvent as error:
+            await self._dead_letter(record, headers, error, attempts=0)
+            return
+        route = self._routes.get(message.type)
+        if route is None:
+            METRICS.events_in.labels(type=message.type, outcome="skipped").inc()
+            return
+        with event_log_context(message.id, message.type):
+            try:
+                event = message.parse(route.model)
+            except BadEvent as error:
+                await self._dead_letter(record, headers, error, attempts=0)
+                return
+            context = EventContext(message, record.topic, record.partition, record.offset)
+            await self._run_with_retries(route, event, context, record, headers)
+
+    async def _run_with_retries(self, route: _Route, event: Event, context: EventContext,
+                                record: ConsumerRecord, headers: dict[str, str]) -> None:
+        failures = 0
+        outages = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                handled = await self._apply(route, event, context)
+            except TRANSIENT_ERRORS as error:
+                outages += 1
+                delay = self._backoff(outages)
+                log.warning("infrastructure unavailable, retrying in %.1fs: %s", delay,
+                            type(error).__name__)
+                METRICS.handler_retries.labels(type=context.message.type, kind="outage").inc()
+                await asyncio.sleep(delay)
+                continue
+            except BadEvent as error:
+                await self._dead_letter(record, headers, error, attempts=failures + 1)
+                return
+            except Exception as error:
+                failures += 1
+                if failures > self._settings.handler_retries:
+                    log.exception("handler failed %d times, dead-lettering", failures)
+                    await self._dead_letter(record, headers, error, attempts=failures)
+                    return
+                delay = self._backoff(failures)
+                log.warning("handler failed (attempt %d), retrying in %.1fs: %r", failures,
+                            delay, error)
+                METRICS.handler_retries.labels(type=context.message.type, kind="error").inc()
+                await asyncio.sleep(delay)
+                continue
+            METRICS.handler_seconds.labels(type=context.message.type).observe(
+                time.perf_counter() - started)
+            METRICS.events_in.labels(type=context.message.type,
+                                     outcome="handled" if handled else "erased_client").inc()
+            return
+
+    async def _apply(self, route: _Route, event: Event, context: EventContext) -> bool:
+        """Update membership (roster, erasure), then run the handler unless it was erased."""
+        if self._membership is not None and not await self._membership.admit(
+                event, context.message.id, context.message.time):
+            return False
+        await route.handler(event, context)
+        return True
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter, capped."""
+        ceiling = min(self._settings.retry_backoff_max_seconds,
+                      self._settings.retry_backoff_seconds * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+    async def _dead_letter(self, record: ConsumerRecord, headers: dict[str, str],
+                           error: BaseException, attempts: int) -> None:
+        """Send the original message, untouched, to the dead-letter topic with the reason."""
+        reason = str(error) or type(error).__name__
+        dlq_headers = {name: value for name, value in headers.items()
+                       if name not in DLQ_HEADERS}
+        dlq_headers.update({
+            "dlq_reason": reason[:2000],
+            "dlq_error_type": type(error).__name__,
+            "dlq_service": self._settings.service_name,
+            "dlq_original_topic": record.topic,
+            "dlq_original_partition": str(record.partition),
+            "dlq_original_offset": str(record.offset),
+            "dlq_attempts": str(attempts),
+            "dlq_failed_at": utc_now().isoformat(),
+        })
+        outages = 0
+        while True:
+            try:
+                await self._publisher.publish_raw(self.dead_letter_topic, record.value,
+                                                  record.key, dlq_headers)
+                break
+            except KafkaError:
+                # The dead letter must not be lost either: wait for the broker.
+                outages += 1
+                await asyncio.sleep(self._backoff(outages))
+        log.error("dead-lettered message from %s[%d]@%d: %s", record.topic, record.partition,
+                  record.offset, reason)
+        METRICS.events_in.labels(type=headers.get("ce_type", "unknown"),
+                                 outcome="dead_lettered").inc()
+
+
+def provisioned_topics(settings: ServiceSettings, streams: Iterable[str]) -> list[str]:
+    """The topics a service makes sure exist at start-up: its streams and its dead letters."""
+    topics = {topic_name(stream, settings.topic_prefix) for stream in streams}
+    topics.add(dead_letter_topic(settings.service_name, settings.topic_prefix))
+    return sorted(topics)

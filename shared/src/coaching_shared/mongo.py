@@ -1,0 +1,93 @@
+"""MongoDB wiring with PyMongo's native async API, and the one way to change state idempotently.
+
+Only the MongoDB subset that FerretDB 1.24 also supports is used (README, "Data"): no
+multi-document transactions, no change streams, no TTL or partial indexes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from coaching_shared.events import EventMessage, utc_now
+from coaching_shared.settings import ServiceSettings
+
+# How many applied event ids an aggregate remembers. Redeliveries come from the uncommitted
+# tail of a partition, far fewer events per aggregate than this.
+APPLIED_EVENTS_KEPT = 200
+OUTBOX_FIELDS = ("outbox", "outbox_pending", "outbox_lease_until")
+
+
+def create_client(settings: ServiceSettings) -> AsyncMongoClient:
+    """One client per process; majority writes so an acknowledged effect survives failover."""
+    return AsyncMongoClient(settings.mongodb_url, tz_aware=True, w="majority",
+                            appname=f"coaching-{settings.service_name}",
+                            serverSelectionTimeoutMS=5_000)
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """An index a service needs. Tenant-scoped indexes start with `tenant_id`."""
+
+    collection: str
+    keys: Sequence[tuple[str, int]]
+    unique: bool = False
+    system: bool = False  # not tenant-scoped: only for platform work such as the outbox sweep
+
+    @property
+    def name(self) -> str:
+        return "_".join(f"{key}_{direction}" for key, direction in self.keys)
+
+
+def outbox_index(collection: str) -> IndexSpec:
+    """The index the outbox sweep reads, for a collection whose documents carry an outbox."""
+    return IndexSpec(collection, [("outbox_pending", 1), ("outbox_lease_until", 1)], system=True)
+
+
+async def ensure_indexes(db: AsyncDatabase, specs: Sequence[IndexSpec]) -> None:
+    """Create every index at start-up (idempotent); refuse indexes that forget the tenant."""
+    for spec in specs:
+        if not spec.system and spec.keys[0][0] != "tenant_id":
+            raise ValueError(f"index {spec.name} on {spec.collection} must start with tenant_id")
+        await db[spec.collection].create_index(list(spec.keys), name=spec.name,
+                                               unique=spec.unique)
+
+
+async def apply_once(collection: AsyncCollection, key: Mapping[str, Any], cause_id: str,
+                     update: Mapping[str, Any], *, outbox: Sequence[EventMessage] = (),
+                     outbox_lease: timedelta = timedelta(seconds=10)) -> dict[str, Any] | None:
+    """Apply `update` to one document unless the cause (event or request id) already was.
+
+    `key` must match at most one document through a unique index (e.g. tenant_id + client_id):
+    the write is an upsert guarded by "cause not yet applied". If the document already
+    recorded the cause, the guard fails, the upsert collides with the existing document on the
+    unique index, and nothing changes. State change, the cause mark and any outgoing events
+    (embedded outbox entries) land in this one single-document write, so they happen together
+    or not at all. Returns the document after the write, or None for a duplicate.
+    """
+    guarded = {**key, "applied_events": {"$ne": cause_id}}
+    full_update: dict[str, Any] = {operator: dict(fields) for operator, fields in update.items()}
+    push = full_update.setdefault("$push", {})
+    push["applied_events"] = {"$each": [cause_id], "$slice": -APPLIED_EVENTS_KEPT}
+    if outbox:
+        push["outbox"] = {"$each": [message.to_document() for message in outbox]}
+        full_update.setdefault("$set", {}).update(
+            outbox_pending=True, outbox_lease_until=utc_now() + outbox_lease)
+    try:
+        return await collection.find_one_and_update(guarded, full_update, upsert=True,
+                                                    return_document=ReturnDocument.AFTER)
+    except DuplicateKeyError:
+        return None
+
+
+def without_internals(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored document without Mongo's id and the delivery bookkeeping, for API answers."""
+    hidden = {"_id", "applied_events", *OUTBOX_FIELDS}
+    return {name: value for name, value in document.items() if name not in hidden}

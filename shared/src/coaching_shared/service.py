@@ -1,0 +1,275 @@
+"""Wiring a service: one ASGI app with the HTTP API, the Kafka consumer and the outbox relay.
+
+Every service builds its app the same way (`build_service`), so health, metrics, docs,
+problem details, topic provisioning and start-up order are identical across the four.
+The app answers `/health/live` at once; it connects to Kafka and MongoDB in the background
+(waiting out outages) and reports `/health/ready` only when both answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+from faststream.specification.asyncapi.site import get_asyncapi_html
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from coaching_shared.auth import Principal
+from coaching_shared.contracts.enrolment import ClientEnrolled, ClientOffboarded, CoachAssigned
+from coaching_shared.events import Event, topic_name
+from coaching_shared.membership import INDEXES as MEMBERSHIP_INDEXES
+from coaching_shared.membership import Membership
+from coaching_shared.messaging import (
+    TRANSIENT_ERRORS,
+    EventConsumer,
+    EventContext,
+    EventPublisher,
+    create_broker,
+    provisioned_topics,
+)
+from coaching_shared.mongo import IndexSpec, create_client, ensure_indexes, outbox_index
+from coaching_shared.observability import METRICS, configure_logging
+from coaching_shared.outbox import OutboxRelay
+from coaching_shared.problems import install_problem_handlers
+from coaching_shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceRuntime:
+    """The live parts of a service, handed to its wiring function and its API."""
+
+    settings: ServiceSettings
+    broker: KafkaBroker
+    publisher: EventPublisher
+    consumer: EventConsumer
+    mongo: AsyncMongoClient
+    db: AsyncDatabase
+    relay: OutboxRelay
+    membership: Membership
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def collection(self, name: str) -> AsyncCollection:
+        return self.db[name]
+
+    async def relay_document(self, collection: AsyncCollection,
+                             document: dict[str, Any] | None) -> None:
+        """Publish a just-written document's outbox entries (see OutboxRelay)."""
+        await self.relay.relay_document(collection, document)
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    """What makes one service different from the others."""
+
+    title: str
+    description: str
+    routers: Sequence[APIRouter]
+    indexes: Sequence[IndexSpec]
+    outbox_collections: Sequence[str]
+    produces: Sequence[type[Event]]
+    personal_collections: Sequence[str]
+    wire: Callable[[ServiceRuntime], None]
+    version: str = "0.1.0"
+
+
+def _publisher_docs(broker: KafkaBroker, settings: ServiceSettings,
+                    produces: Sequence[type[Event]]) -> None:
+    """Declare what the service publishes so its AsyncAPI document lists it."""
+    by_stream: dict[str, list[type[Event]]] = {}
+    for model in produces:
+        by_stream.setdefault(model.stream, []).append(model)
+    for stream, models in sorted(by_stream.items()):
+        for model in models:
+            broker.publisher(
+                topic_name(stream, settings.topic_prefix), title=f"{model.ce_type()}",
+                description=(model.__doc__ or "").strip() + " (Kafka binary-mode CloudEvent; "
+                "key = client id)", schema=model)
+
+
+async def _ensure_topics(settings: ServiceSettings, topics: Sequence[str]) -> None:
+    """Create missing topics with the configured partitions (another replica may race us)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t not in existing]
+        if missing:
+            try:
+                await admin.create_topics([
+                    NewTopic(name, settings.topic_partitions, settings.topic_replication_factor)
+                    for name in missing])
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+
+
+async def _record_consumer_lag(consumer: EventConsumer) -> None:
+    """Export how far the service's consumer is behind each partition's end."""
+    kafka_consumer = getattr(consumer.subscriber, "consumer", None)
+    if kafka_consumer is None:
+        return
+    for partition in kafka_consumer.assignment():
+        highwater = kafka_consumer.highwater(partition)
+        if highwater is None:
+            continue
+        position = await kafka_consumer.position(partition)
+        METRICS.consumer_lag.labels(topic=partition.topic, partition=partition.partition).set(
+            max(0, highwater - position))
+
+
+async def _membership_only(event: Event, context: EventContext) -> None:
+    """For membership events a service has nothing to add to (roster, erasure)."""
+
+
+def build_service(settings: ServiceSettings, definition: ServiceDefinition) -> FastAPI:
+    """The ASGI app of one service: HTTP API, consumer, outbox relay, health, metrics, docs."""
+    configure_logging(settings.service_name, settings.log_level)
+    broker = create_broker(settings)
+    publisher = EventPublisher(broker, settings.topic_prefix)
+    mongo = create_client(settings)
+    db = mongo[settings.database_name]
+    relay = OutboxRelay(publisher, [db[name] for name in definition.outbox_collections],
+                        sweep_interval=settings.outbox_sweep_seconds,
+                        lease=timedelta(seconds=settings.outbox_lease_seconds))
+    membership = Membership(db, definition.personal_collections)
+    consumer = EventConsumer(settings, publisher, membership)
+    runtime = ServiceRuntime(settings, broker, publisher, consumer, mongo, db, relay,
+                             membership)
+    definition.wire(runtime)
+    for model in (ClientEnrolled, CoachAssigned, ClientOffboarded):
+        if model.ce_type() not in consumer.handled_types:
+            consumer.on(model, _membership_only)  # the consumer keeps the roster itself
+    consumer.subscribe(broker)
+    _publisher_docs(broker, settings, definition.produces)
+    indexes = [*definition.indexes, *MEMBERSHIP_INDEXES,
+               *(outbox_index(c) for c in definition.outbox_collections)]
+    streams = {model.stream for model in definition.produces}
+
+    async def connect() -> None:
+        """Bring up indexes, topics and the broker, waiting out outages; then mark ready."""
+        attempt = 0
+        while True:
+            try:
+                await ensure_indexes(db, indexes)
+                await _ensure_topics(settings, provisioned_topics(settings, streams))
+                await broker.start()
+                break
+            except TRANSIENT_ERRORS as error:
+                attempt += 1
+                log.warning("start-up waiting for infrastructure (attempt %d): %s", attempt,
+                            type(error).__name__)
+                await asyncio.sleep(min(10.0, 0.5 * attempt))
+        relay.start()
+        runtime.ready.set()
+        log.info("%s ready: consuming %s", settings.service_name, consumer.topics or "nothing")
+        while True:
+            await asyncio.sleep(10)
+            try:
+                await _record_consumer_lag(consumer)
+            except Exception as error:  # metrics must never take the service down
+                log.debug("consumer lag not recorded: %r", error)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(connect(), name="connect")
+        try:
+            yield
+        finally:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            await relay.stop()
+            await broker.stop()
+            await mongo.close()
+
+    app = FastAPI(title=definition.title, description=definition.description,
+                  version=definition.version, lifespan=lifespan,
+                  docs_url="/docs", openapi_url="/openapi.json")
+    app.state.settings = settings
+    app.state.runtime = runtime
+    install_problem_handlers(app)
+    for router in definition.routers:
+        app.include_router(router)
+
+    asyncapi = AsyncAPI(broker, title=f"{definition.title} events", version=definition.version,
+                        description=definition.description, schema_version="3.0.0")
+
+    @app.get("/health/live", tags=["operations"])
+    async def live() -> dict[str, str]:
+        """The process is up and serving HTTP."""
+        return {"status": "live"}
+
+    @app.get("/health/ready", tags=["operations"])
+    async def ready() -> JSONResponse:
+        """Kafka and MongoDB both answer, and the consumer and relay are running."""
+        checks = {"started": runtime.ready.is_set(), "mongodb": False, "kafka": False}
+        try:
+            await asyncio.wait_for(db.command("ping"), timeout=2)
+            checks["mongodb"] = True
+        except Exception:  # any failure means not ready; the reason is in the logs
+            pass
+        if checks["started"]:
+            checks["kafka"] = bool(await broker.ping(timeout=2))
+        ok = all(checks.values())
+        return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks},
+                            status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus metrics."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/asyncapi", tags=["docs"], response_class=HTMLResponse)
+    async def asyncapi_page() -> HTMLResponse:
+        """The service's AsyncAPI 3.0 document, rendered."""
+        return HTMLResponse(get_asyncapi_html(asyncapi.to_specification()))
+
+    @app.get("/asyncapi.json", tags=["docs"])
+    async def asyncapi_json() -> JSONResponse:
+        """The service's AsyncAPI 3.0 document (what it consumes and publishes)."""
+        return JSONResponse(asyncapi.to_specification().to_jsonable())
+
+    return app
+
+
+def runtime_of(request: Request) -> ServiceRuntime:
+    """FastAPI dependency: the service's live parts."""
+    return request.app.state.runtime
+
+
+async def authorize_client(principal: Principal, client_id: str,
+                           runtime: ServiceRuntime) -> None:
+    """404 unless the caller may see this client's personal coaching data.
+
+    404 rather than 403, so a caller cannot probe which clients exist.
+    """
+    coach_id = await runtime.membership.coach_of(principal.tenant_id, client_id)
+    if not principal.may_read_client(client_id, coach_id):
+        raise HTTPException(404, f"no client {client_id!r} visible to you")
+
+
+def run_service(app: FastAPI, settings: ServiceSettings) -> None:
+    """Serve the app with uvicorn on the configured host and port (the services' entry point)."""
+    import uvicorn
+
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None,
+                access_log=False, timeout_graceful_shutdown=10)

@@ -1,0 +1,71 @@
+"""Service settings, read from the environment only (twelve-factor)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs to run; each service subclasses it for its own knobs.
+
+    Environment variables use the field names in upper case, e.g. `KAFKA_BOOTSTRAP_SERVERS`.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    service_name: str = Field(description="Short service name, e.g. 'assessment'")
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    public_url: str | None = Field(
+        default=None, description="Base URL clients use; defaults to http://host:port"
+    )
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = Field(
+        default="", description="Prepended to every topic name; isolates test runs and stages"
+    )
+    topic_partitions: int = Field(default=6, ge=1, description="Partitions for topics we create")
+    topic_replication_factor: int = Field(default=1, ge=1)
+
+    mongodb_url: str = "mongodb://127.0.0.1:27017/"
+    mongodb_database: str | None = Field(
+        default=None, description="Database name; defaults to coaching_<service_name>"
+    )
+
+    handler_retries: int = Field(
+        default=3, ge=0, description="Retries of a failing handler before dead-lettering"
+    )
+    retry_backoff_seconds: float = Field(default=0.2, gt=0)
+    retry_backoff_max_seconds: float = Field(default=10.0, gt=0)
+    outbox_sweep_seconds: float = Field(
+        default=2.0, gt=0, description="How often leftover outbox entries are looked for"
+    )
+    outbox_lease_seconds: float = Field(
+        default=10.0, gt=0, description="How long a writer owns its fresh outbox entries"
+    )
+
+    jwt_secret: SecretStr = Field(
+        default=SecretStr("dev-only-secret-change-me-0123456789abcdef"),
+        description="HS256 key for bearer tokens; set from a secret in production",
+    )
+    jwt_public_key: str | None = Field(
+        default=None, description="PEM public key; when set, RS256/ES256 tokens are verified"
+    )
+    jwt_issuer: str = "coaching-platform"
+    jwt_audience: str = "coaching-platform"
+
+    log_level: str = "INFO"
+
+    @property
+    def database_name(self) -> str:
+        return self.mongodb_database or f"coaching_{self.service_name}"
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.http_host}:{self.http_port}"
+
+    @property
+    def consumer_group(self) -> str:
+        """One consumer group per service: replicas share its partitions."""
+        return f"{self.topic_prefix}coaching-{self.service_name}"
