@@ -115,7 +115,10 @@ class ManagedProcess:
     def kill(self) -> None:
         """SIGKILL the whole process group: a crash, for fault-injection tests."""
         if self.running():
-            os.killpg(self.popen.pid, signal.SIGKILL)
+            try:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            except ProcessLookupError:  # it died on its own meanwhile
+                pass
             self.popen.wait()
 
     def stop(self, timeout: float = 20) -> None:

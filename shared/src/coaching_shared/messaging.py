@@ -152,17 +152,24 @@ class EventConsumer:
         async def consume(message: KafkaMessage) -> None:
             await self.handle_record(message.raw_message)
 
+        async def undecoded(message: KafkaMessage) -> bytes:
+            # We validate bodies ourselves: a malformed one must reach the dead letters,
+            # not fail inside FastStream's JSON decoding.
+            return message.body
+
         self.subscriber = broker.subscriber(
             *self.topics,
             group_id=settings.consumer_group,
             auto_offset_reset="earliest",
             # Commit only after handle_record returned; on an escaped error, seek back.
             ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=undecoded,
             # A handler may wait out a long outage; keep the group membership meanwhile.
             max_poll_interval_ms=30 * 60 * 1000,
             title=f"{settings.service_name} consumer",
             description="Consumes: " + ", ".join(self.handled_types),
-        )(consume)
+        )
+        self.subscriber(consume)
 
     async def handle_record(self, record: ConsumerRecord) -> None:
         """Process one consumed Kafka record to its end: handled, skipped or dead-lettered."""

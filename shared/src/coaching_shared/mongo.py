@@ -22,6 +22,7 @@ from coaching_shared.settings import ServiceSettings
 # How many applied event ids an aggregate remembers. Redeliveries come from the uncommitted
 # tail of a partition, far fewer events per aggregate than this.
 APPLIED_EVENTS_KEPT = 200
+APPLIED_TRIM_SLACK = 50  # trim in steps, not on every write
 OUTBOX_FIELDS = ("outbox", "outbox_pending", "outbox_lease_until")
 
 
@@ -81,10 +82,26 @@ async def apply_once(collection: AsyncCollection, key: Mapping[str, Any], cause_
         full_update.setdefault("$set", {}).update(
             outbox_pending=True, outbox_lease_until=utc_now() + outbox_lease)
     try:
-        return await collection.find_one_and_update(guarded, full_update, upsert=True,
-                                                    return_document=ReturnDocument.AFTER)
+        document = await collection.find_one_and_update(guarded, full_update, upsert=True,
+                                                        return_document=ReturnDocument.AFTER)
     except DuplicateKeyError:
         return None
+    await _trim_applied(collection, document)
+    return document
+
+
+async def _trim_applied(collection: AsyncCollection, document: dict[str, Any]) -> None:
+    """Keep the applied-cause list bounded where `$slice` is not honoured (FerretDB 1.24).
+
+    Replaces the list by its tail only if nobody changed it meanwhile; otherwise a later
+    write trims it. MongoDB already sliced it, so this costs nothing there.
+    """
+    applied = document.get("applied_events", [])
+    if len(applied) <= APPLIED_EVENTS_KEPT + APPLIED_TRIM_SLACK:
+        return
+    await collection.update_one(
+        {"_id": document["_id"], "applied_events": applied},
+        {"$set": {"applied_events": applied[-APPLIED_EVENTS_KEPT:]}})
 
 
 def without_internals(document: Mapping[str, Any]) -> dict[str, Any]:

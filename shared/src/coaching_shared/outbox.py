@@ -55,9 +55,9 @@ class OutboxRelay:
                                  document: Mapping[str, Any]) -> None:
         entries = document["outbox"]
         await self._publisher.publish([EventMessage.from_document(entry) for entry in entries])
-        published = [entry["id"] for entry in entries]
+        # $pullAll of the entries exactly as read: FerretDB's $pull takes no conditions.
         await collection.update_one({"_id": document["_id"]},
-                                    {"$pull": {"outbox": {"id": {"$in": published}}}})
+                                    {"$pullAll": {"outbox": entries}})
         # Entries pushed meanwhile keep the flag up: only an empty outbox lowers it.
         await collection.update_one({"_id": document["_id"], "outbox.0": {"$exists": False}},
                                     {"$set": {"outbox_pending": False}})

@@ -1,0 +1,24 @@
+# The two README commands: `make up` and `make test`. Both install what is missing first.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+PYTEST_ARGS ?=
+
+.PHONY: install up test lint infra-status clean-infra
+
+install:  ## uv, the locked Python environment, the local Kafka and FerretDB
+	@bash deploy/local/bootstrap.sh
+
+up: install  ## Kafka, FerretDB and the four services, a demo cohort, the docs URLs; Ctrl-C stops
+	@$(UV) run --frozen python deploy/local/up.py
+
+test: install  ## the whole suite against a real Kafka broker and FerretDB it starts itself
+	@$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+lint:
+	@$(UV) run --frozen ruff check .
+
+infra-status:
+	@$(UV) run --frozen python deploy/local/infra.py status
+
+clean-infra:  ## forget the local data of `make up` (installs stay cached)
+	rm -rf .infra/run

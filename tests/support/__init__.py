@@ -1,0 +1,1 @@
+"""Helpers for the integration tests: infrastructure, Kafka readers, service processes."""
