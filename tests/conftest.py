@@ -12,7 +12,7 @@ from pymongo import AsyncMongoClient
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from support.infra import Infrastructure, infrastructure  # noqa: E402
+from support.infra import Infrastructure, infrastructure
 
 
 @pytest.fixture(scope="session")

@@ -17,12 +17,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from faststream.kafka import KafkaBroker
-
-from coaching_shared.events import EventMessage, dead_letter_topic, topic_name
+from coaching_shared.events import dead_letter_topic, topic_name
 from coaching_shared.messaging import EventContext, EventPublisher, create_broker
 from coaching_shared.mongo import apply_once, ensure_indexes, outbox_index
 from coaching_shared.outbox import OutboxRelay
+from faststream.kafka import KafkaBroker
 from support.kafka_tools import TopicReader, eventually, headers_of, publish_events, publish_raw
 from support.probe import (
     TALLIES,
@@ -58,7 +57,7 @@ async def test_redelivered_event_is_applied_once(settings, infra, mongo, prefix)
     db = mongo[settings.database_name]
     event = TallyRecorded(tenant_id="acme", client_id="c-1", amount=5)
     other = TallyRecorded(tenant_id="acme", client_id="c-1", amount=1)
-    async with running_consumer(settings, count_into(db)) as (consumer, _):
+    async with running_consumer(settings, count_into(db)):
         # The same event (same ce_id) three times, as a producer retry or replay would send it.
         await publish_events(infra.kafka_bootstrap_servers, prefix, [event, event, event, other],
                              ids=["evt-1", "evt-1", "evt-1", "evt-2"])
@@ -98,7 +97,7 @@ async def test_failing_handler_dead_letters_after_retries_and_consumer_carries_o
             raise RuntimeError("tally service cannot count poison")
         await counting(event, context)
 
-    async with running_consumer(settings, handler) as (consumer, _):
+    async with running_consumer(settings, handler):
         sent = await publish_events(
             infra.kafka_bootstrap_servers, prefix,
             [TallyRecorded(tenant_id="acme", client_id="poison"),

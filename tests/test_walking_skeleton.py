@@ -11,7 +11,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
 from coaching_shared.auth import mint_token
 from coaching_shared.contracts import ClientEnrolled, ClientOffboarded, CoachContact
 from coaching_shared.settings import ServiceSettings

@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import local_ferretdb  # noqa: E402
-import local_kafka  # noqa: E402
-import procs  # noqa: E402
+import local_ferretdb
+import local_kafka
+import procs
 
 
 def install() -> None:

@@ -4,7 +4,8 @@ MongoDB's own server cannot be downloaded here, so dev and CI run FerretDB v1.24
 (see shared/INFRA.md for the recipe and for the MongoDB feature subset it supports).
 
     python deploy/local/local_ferretdb.py install
-    python deploy/local/local_ferretdb.py run --port 27017 [--backend postgresql --postgresql-url URL]
+    python deploy/local/local_ferretdb.py run --port 27017 \
+        [--backend postgresql --postgresql-url URL]
 
 Standard library only, so it runs before the project's virtual environment exists.
 """

@@ -105,7 +105,8 @@ class ManagedProcess:
             if not self.running():
                 code = self.popen.returncode if self.popen else None
                 raise InfraError(f"{self.name} exited (code {code}) before listening on port "
-                                 f"{port}; last lines of {self.log_path}:\n{log_tail(self.log_path)}")
+                                 f"{port}; last lines of {self.log_path}:\n"
+                                 f"{log_tail(self.log_path)}")
             if port_open(port):
                 return
             time.sleep(0.2)

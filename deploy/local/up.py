@@ -20,14 +20,13 @@ from aiokafka import AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import local_ferretdb  # noqa: E402
-import local_kafka  # noqa: E402
-import procs  # noqa: E402
-
-from coaching_shared.auth import mint_token  # noqa: E402
-from coaching_shared.contracts import ClientEnrolled, CoachContact  # noqa: E402
-from coaching_shared.events import EventMessage  # noqa: E402
-from coaching_shared.settings import ServiceSettings  # noqa: E402
+import local_ferretdb
+import local_kafka
+import procs
+from coaching_shared.auth import mint_token
+from coaching_shared.contracts import ClientEnrolled, CoachContact
+from coaching_shared.events import EventMessage
+from coaching_shared.settings import ServiceSettings
 
 SERVICES = {"assessment": 8001, "goals": 8002, "feedback": 8003, "notifier": 8004}
 TENANT = "demo"

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import jwt
 import pytest
-
 from coaching_shared.auth import Principal, Role, TokenError, mint_token, verify_token
 from coaching_shared.settings import ServiceSettings
 
@@ -27,7 +26,7 @@ def test_expired_wrong_key_and_wrong_audience_are_refused():
     with pytest.raises(TokenError, match="Signature"):
         verify_token(mint_token(other, "acme", "c-1", ["client"]), SETTINGS)
     foreign = ServiceSettings(service_name="tests", jwt_audience="someone-else")
-    with pytest.raises(TokenError, match="(?i)audience"):
+    with pytest.raises(TokenError, match=r"(?i)audience"):
         verify_token(mint_token(foreign, "acme", "c-1", ["client"]), SETTINGS)
 
 

@@ -6,7 +6,6 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-
 from coaching_shared.contracts import AssessmentCompleted, ClientEnrolled, CoachContact
 from coaching_shared.events import (
     BadEvent,

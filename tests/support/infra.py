@@ -12,11 +12,11 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Iterator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.9.0"

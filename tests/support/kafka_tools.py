@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
-
 from coaching_shared.events import Event, EventMessage
 
 

@@ -11,14 +11,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from faststream.kafka import KafkaBroker
-from pymongo import AsyncMongoClient
-
 from coaching_shared.events import Event, EventMessage
 from coaching_shared.membership import Membership
 from coaching_shared.messaging import EventConsumer, EventContext, EventPublisher, create_broker
 from coaching_shared.mongo import IndexSpec, ensure_indexes
 from coaching_shared.settings import ServiceSettings
+from faststream.kafka import KafkaBroker
+from pymongo import AsyncMongoClient
 
 TALLIES = "tallies"
 TALLY_INDEX = IndexSpec(TALLIES, [("tenant_id", 1), ("client_id", 1)], unique=True)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pymongo import AsyncMongoClient  # noqa: E402
+from pymongo import AsyncMongoClient
 
-from support.probe import TallyRecorded, probe_settings, running_consumer  # noqa: E402
+from support.probe import TallyRecorded, probe_settings, running_consumer
 
 
 async def main(bootstrap: str, mongodb_url: str, prefix: str, database: str) -> None:
