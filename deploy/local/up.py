@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import httpx
-from aiokafka import AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -24,80 +23,14 @@ import local_ferretdb
 import local_kafka
 import procs
 from coaching_shared.auth import mint_token
-from coaching_shared.contracts import ClientEnrolled, CoachContact
-from coaching_shared.events import EventMessage
 from coaching_shared.settings import ServiceSettings
+from demo_steps import TENANT, Demo, run_demo
 
 SERVICES = {"assessment": 8001, "goals": 8002, "feedback": 8003, "notifier": 8004}
-TENANT = "demo"
-COACHES = [("coach-ana", "Ana Ribeiro"), ("coach-ben", "Ben Okafor"), ("coach-chen", "Chen Wei")]
-FIRST_NAMES = ["Ada", "Bruno", "Chiara", "Dev", "Elif", "Femi", "Greta", "Hiro", "Ines", "Jonas",
-               "Kaia", "Luis"]
-TIMEZONES = ["Europe/Berlin", "America/New_York", "Asia/Singapore"]
 
 
 def port_or_free(preferred: int) -> int:
     return preferred if not procs.port_open(preferred) else procs.free_port()
-
-
-def demo_cohort() -> list[EventMessage]:
-    """Twelve clients of a leadership program, four per coach, as the HRIS would enrol them."""
-    messages = []
-    for number, name in enumerate(FIRST_NAMES):
-        coach_id, coach_name = COACHES[number % len(COACHES)]
-        event = ClientEnrolled(
-            tenant_id=TENANT, client_id=f"client-{number + 1:02d}", program_id="leaders-2027",
-            display_name=f"{name} Demo", email=f"{name.lower()}@demo.example",
-            timezone=TIMEZONES[number % len(TIMEZONES)], locale="en",
-            coach=CoachContact(coach_id=coach_id, display_name=coach_name,
-                               email=f"{coach_id}@demo.example"))
-        messages.append(EventMessage.wrap(event, "/hris/demo",
-                                          event_id=f"demo-enrolment-{number + 1:02d}"))
-    return messages
-
-
-async def enrol(bootstrap: str, messages: list[EventMessage]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
-    await producer.start()
-    try:
-        for message in messages:
-            await producer.send_and_wait(
-                message.topic(), message.body(), key=message.key(),
-                headers=[(n, v.encode()) for n, v in message.headers().items()])
-    finally:
-        await producer.stop()
-
-
-def show_flow(urls: dict[str, str], messages: list[EventMessage], timeout: float = 90) -> None:
-    """Follow each enrolment to the goals service and print where it arrived."""
-    settings = ServiceSettings(service_name="demo")
-    deadline = time.monotonic() + timeout
-    pending = {m.subject for m in messages}
-    coach_of = {m.subject: m.data["coach"]["coach_id"] for m in messages}
-    arrived: dict[str, dict] = {}
-    while pending and time.monotonic() < deadline:
-        for client_id in sorted(pending):
-            token = mint_token(settings, TENANT, client_id, ["client"])
-            response = httpx.get(f"{urls['goals']}/v1/clients/{client_id}/assessment-results",
-                                 headers={"Authorization": f"Bearer {token}"}, timeout=5)
-            if response.status_code == 200 and response.json():
-                arrived[client_id] = response.json()[0]
-                pending.discard(client_id)
-        time.sleep(0.5)
-    print("\nDemo cohort: ClientEnrolled (HRIS) -> assessment -> AssessmentCompleted -> goals")
-    print(f"  {'client':<11} {'coach':<11} {'assessment in goals':<38} completed at")
-    for message in messages:
-        result = arrived.get(message.subject)
-        where = result["assessment_id"] if result else "(not arrived)"
-        when = result["completed_at"] if result else ""
-        print(f"  {message.subject:<11} {coach_of[message.subject]:<11} {where:<38} {when}")
-    for coach_id, _ in COACHES:
-        token = mint_token(settings, TENANT, coach_id, ["coach"])
-        caseload = httpx.get(f"{urls['feedback']}/v1/caseload", timeout=5,
-                             headers={"Authorization": f"Bearer {token}"}).json()
-        print(f"  caseload of {coach_id}: {', '.join(c['client_id'] for c in caseload)}")
-    if pending:
-        print(f"  {len(pending)} enrolment(s) still in flight; see the logs")
 
 
 def main() -> None:
@@ -149,9 +82,7 @@ def main() -> None:
             wait_ready(name, service, urls[name])
             print(f"==> {name} ready on {urls[name]}")
 
-        messages = demo_cohort()
-        asyncio.run(enrol(kafka.bootstrap_servers, messages))
-        show_flow(urls, messages)
+        asyncio.run(run_demo(Demo(urls, kafka.bootstrap_servers)))
 
         coach_token = mint_token(ServiceSettings(service_name="demo"), TENANT, "coach-ana",
                                  ["coach"])

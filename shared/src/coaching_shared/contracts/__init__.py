@@ -1,6 +1,8 @@
 """Every event contract of the platform, one module per stream.
 
 Importing this package registers all event types (see `coaching_shared.events.event_class`).
+A contract's owner (the producing service) may add optional fields; removing or renaming a
+field, changing its type or adding a required one needs a new version of the event.
 """
 
 from coaching_shared.contracts.assessment import AssessmentCompleted, ScaleScore
@@ -10,12 +12,49 @@ from coaching_shared.contracts.enrolment import (
     CoachAssigned,
     CoachContact,
 )
+from coaching_shared.contracts.feedback import (
+    CheckInCompleted,
+    CheckInDue,
+    CheckInMissed,
+    ClientAtRisk,
+    FeedbackGiven,
+    KpiReading,
+    ProgressReviewed,
+)
+from coaching_shared.contracts.goals import (
+    Direction,
+    GoalAbandoned,
+    GoalAchieved,
+    GoalProgressUpdated,
+    GoalSet,
+    GoalSuggested,
+    KpiProgress,
+    KpiSpec,
+)
+from coaching_shared.contracts.notifier import NotificationFailed, NotificationSent
 
 __all__ = [
     "AssessmentCompleted",
+    "CheckInCompleted",
+    "CheckInDue",
+    "CheckInMissed",
+    "ClientAtRisk",
     "ClientEnrolled",
     "ClientOffboarded",
     "CoachAssigned",
     "CoachContact",
+    "Direction",
+    "FeedbackGiven",
+    "GoalAbandoned",
+    "GoalAchieved",
+    "GoalProgressUpdated",
+    "GoalSet",
+    "GoalSuggested",
+    "KpiProgress",
+    "KpiReading",
+    "KpiSpec",
+    "NotificationFailed",
+    "NotificationSent",
+    "ProgressReviewed",
     "ScaleScore",
 ]
