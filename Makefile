@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: install up test lint infra-status clean-infra
+.PHONY: install up test lint infra-start infra-stop infra-status clean-infra
 
 install:  ## uv, the locked Python environment, the local Kafka and FerretDB
 	@bash deploy/local/bootstrap.sh
@@ -16,6 +16,12 @@ test: install  ## the whole suite against a real Kafka broker and FerretDB it st
 
 lint:
 	@$(UV) run --frozen ruff check .
+
+infra-start: install  ## only Kafka and FerretDB, in the background (make up reuses them)
+	@$(UV) run --frozen python deploy/local/infra.py start
+
+infra-stop:
+	@$(UV) run --frozen python deploy/local/infra.py stop
 
 infra-status:
 	@$(UV) run --frozen python deploy/local/infra.py status

@@ -332,6 +332,11 @@ class FerretDBServer:
         if self._process:
             self._process.kill()
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (its process group has the same id)."""
+        return self._process.pid if self._process is not None else None
+
     def running(self) -> bool:
         """Whether the server process is alive."""
         return self._process is not None and self._process.running()

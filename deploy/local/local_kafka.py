@@ -315,6 +315,11 @@ class KafkaServer:
         if self._process is not None:
             self._process.kill()
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (its process group has the same id)."""
+        return self._process.pid if self._process is not None else None
+
     def running(self) -> bool:
         """Whether the broker process is alive (not necessarily ready)."""
         return self._process is not None and self._process.running()

@@ -19,6 +19,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import infra
 import local_ferretdb
 import local_kafka
 import procs
@@ -56,20 +57,24 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        ferretdb = local_ferretdb.FerretDBServer(run_dir / "ferretdb",
-                                                 port=port_or_free(27017))
-        kafka = local_kafka.KafkaServer(run_dir / "kafka", port=port_or_free(9092),
-                                        controller_port=procs.free_port())
-        print(f"==> FerretDB on {ferretdb.url}")
-        ferretdb.start()
-        started.append(ferretdb)
-        print(f"==> Kafka on {kafka.bootstrap_servers}")
-        kafka.start()
-        started.append(kafka)
+        reused = infra.running_servers()
+        if reused is not None:
+            kafka_url, mongo_url = reused["kafka"]["url"], reused["ferretdb"]["url"]
+            print(f"==> reusing the servers of `make infra-start`: {kafka_url}, {mongo_url}")
+        else:
+            ferretdb = local_ferretdb.FerretDBServer(run_dir / "ferretdb",
+                                                     port=port_or_free(27017))
+            kafka = local_kafka.KafkaServer(run_dir / "kafka", port=port_or_free(9092))
+            print(f"==> FerretDB on {ferretdb.url}")
+            ferretdb.start()
+            started.append(ferretdb)
+            print(f"==> Kafka on {kafka.bootstrap_servers}")
+            kafka.start()
+            started.append(kafka)
+            kafka_url, mongo_url = kafka.bootstrap_servers, ferretdb.url
 
         urls = {}
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-               "MONGODB_URL": ferretdb.url}
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_url, "MONGODB_URL": mongo_url}
         for name, preferred in SERVICES.items():
             port = port_or_free(preferred)
             urls[name] = f"http://127.0.0.1:{port}"
@@ -78,11 +83,11 @@ def main() -> None:
                 logs / f"{name}.log", env={**env, "HTTP_PORT": str(port)})
             service.start()
             started.append(service)
-        for name, service in zip(SERVICES, started[2:], strict=True):
+        for name, service in zip(SERVICES, started[-len(SERVICES):], strict=True):
             wait_ready(name, service, urls[name])
             print(f"==> {name} ready on {urls[name]}")
 
-        asyncio.run(run_demo(Demo(urls, kafka.bootstrap_servers)))
+        asyncio.run(run_demo(Demo(urls, kafka_url)))
 
         coach_token = mint_token(ServiceSettings(service_name="demo"), TENANT, "coach-ana",
                                  ["coach"])
@@ -90,7 +95,7 @@ def main() -> None:
         for name, url in urls.items():
             print(f"  {name:<11} OpenAPI {url}/docs   AsyncAPI {url}/asyncapi   "
                   f"health {url}/health/ready   metrics {url}/metrics")
-        print(f"\nKafka {kafka.bootstrap_servers}   MongoDB wire (FerretDB) {ferretdb.url}")
+        print(f"\nKafka {kafka_url}   MongoDB wire (FerretDB) {mongo_url}")
         print(f"Logs in {logs}")
         print("\nTry it (a dev token for coach-ana, valid 12 h):")
         print(f"  curl -H 'Authorization: Bearer {coach_token}' {urls['feedback']}/v1/caseload")
