@@ -24,5 +24,16 @@ UV=$(command -v uv || echo "python3 -m uv")
 echo "==> Python environment (uv sync --frozen, from uv.lock)"
 $UV sync --frozen --quiet
 
+# kcat (Debian) is how the interoperability tests read topics with a client we did not write.
+if ! command -v kcat >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing kcat (Debian package)"
+    apt-get install -y -qq kcat >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null && apt-get install -y -qq kcat >/dev/null; }
+  else
+    echo "note: kcat is missing; install it (e.g. 'sudo apt-get install kcat') for its test" >&2
+  fi
+fi
+
 echo "==> Kafka and FerretDB (cached under .infra/ after the first run)"
 $UV run --frozen python deploy/local/infra.py install
