@@ -7,7 +7,6 @@ tests; an RS256/ES256 public key (from the enterprise's identity provider) when 
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -119,17 +118,3 @@ def require(principal: Principal, *roles: Role) -> None:
     if not principal.has(*roles):
         raise HTTPException(status.HTTP_403_FORBIDDEN,
                             f"requires one of the roles: {', '.join(r.value for r in roles)}")
-
-
-def mint_cli() -> None:
-    """`coaching-dev-token --tenant acme --subject coach-1 --role coach`: print a dev token."""
-    parser = argparse.ArgumentParser(description=mint_cli.__doc__)
-    parser.add_argument("--tenant", required=True)
-    parser.add_argument("--subject", required=True)
-    parser.add_argument("--role", action="append", required=True,
-                        choices=[role.value for role in Role])
-    parser.add_argument("--hours", type=float, default=12)
-    args = parser.parse_args()
-    settings = ServiceSettings(service_name="dev-token")
-    print(mint_token(settings, args.tenant, args.subject, args.role,
-                     ttl=timedelta(hours=args.hours)))

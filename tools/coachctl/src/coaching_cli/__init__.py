@@ -1,0 +1,1 @@
+"""coachctl: operate the coaching platform through its event streams."""
