@@ -35,5 +35,12 @@ if ! command -v kcat >/dev/null 2>&1; then
   fi
 fi
 
+# The official AsyncAPI parser (npm) validates the generated AsyncAPI documents in make test.
+if [ ! -d tools/asyncapi-check/node_modules/@asyncapi/parser ]; then
+  need node "Node.js runs the official AsyncAPI parser in the tests"
+  echo "==> AsyncAPI parser (npm ci, from package-lock.json)"
+  npm ci --silent --no-audit --no-fund --prefix tools/asyncapi-check >/dev/null
+fi
+
 echo "==> Kafka and FerretDB (cached under .infra/ after the first run)"
 $UV run --frozen python deploy/local/infra.py install
