@@ -24,11 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import local_ferretdb
 import local_kafka
+import local_tools
 import procs
 
 
 def install() -> None:
-    for name, module in (("Kafka", local_kafka), ("FerretDB", local_ferretdb)):
+    for name, module in (("Kafka", local_kafka), ("FerretDB", local_ferretdb),
+                         ("kustomize", local_tools)):
         started = time.monotonic()
         where = module.install()
         print(f"    {name:<8} ready in {time.monotonic() - started:5.1f}s  ({where})")

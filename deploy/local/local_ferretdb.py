@@ -13,7 +13,6 @@ Standard library only, so it runs before the project's virtual environment exist
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import shutil
@@ -27,16 +26,35 @@ import time
 from pathlib import Path
 
 if not __package__:  # run as a script (or imported top-level): procs.py is on sys.path
-    from procs import InfraError, ManagedProcess, free_port, infra_home, log_tail, run_step
+    from procs import (
+        InfraError,
+        ManagedProcess,
+        cached_install,
+        free_port,
+        go_env,
+        go_tool,
+        infra_home,
+        log_tail,
+        run_step,
+    )
 else:
-    from .procs import InfraError, ManagedProcess, free_port, infra_home, log_tail, run_step
+    from .procs import (
+        InfraError,
+        ManagedProcess,
+        cached_install,
+        free_port,
+        go_env,
+        go_tool,
+        infra_home,
+        log_tail,
+        run_step,
+    )
 
 FERRETDB_VERSION = "v1.24.2"
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 BACKENDS = ("sqlite", "postgresql")
 
 # For shells whose PATH lacks Go: $GOROOT, else where the official Go tarball installs.
-_DEFAULT_GO = Path(os.environ.get("GOROOT", "/usr/local/go")) / "bin" / "go"
 
 
 def _install_dir(home: Path) -> Path:
@@ -46,26 +64,6 @@ def _install_dir(home: Path) -> Path:
 def binary_path(home: Path | None = None) -> Path:
     """Where install() puts the ferretdb binary (it may not exist yet)."""
     return _install_dir(home or infra_home()) / "bin" / "ferretdb"
-
-
-def _go() -> str:
-    go = shutil.which("go") or (str(_DEFAULT_GO) if _DEFAULT_GO.is_file() else None)
-    if go is None:
-        raise InfraError("the Go toolchain is needed to build FerretDB: `go` is not on PATH")
-    return go
-
-
-def _go_env() -> dict[str, str]:
-    """Environment for the go commands; the Go caches stay at their (shared) defaults."""
-    env = dict(os.environ)
-    env["CGO_ENABLED"] = "0"  # pure-Go SQLite (modernc.org): no C toolchain involved
-    # FerretDB's go.mod asks for go 1.24 (toolchain go1.24.3). "auto" uses the local Go when it
-    # is new enough and otherwise fetches go1.24.3 through the module proxy; a distribution's
-    # go.env may say "local", which would just fail on an older Go. An explicit
-    # GOTOOLCHAIN in the caller's environment wins.
-    env.setdefault("GOTOOLCHAIN", "auto")
-    env["GOWORK"] = "off"  # a go.work above the cache folder must not pull the build into it
-    return env
 
 
 def _make_writable(root: Path) -> None:
@@ -114,18 +112,8 @@ def install(home: Path | None = None) -> Path:
     home = Path(home) if home is not None else infra_home()
     target = _install_dir(home)
     binary = target / "bin" / "ferretdb"
-    marker = target / ".installed"
-    if marker.is_file() and binary.is_file():
-        return binary
-
-    target.mkdir(parents=True, exist_ok=True)
-    with (target / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building right now
-        if marker.is_file() and binary.is_file():
-            return binary
-        _build(home, target, binary)
-        marker.write_text(f"{FERRETDB_VERSION}\n")
-    return binary
+    return cached_install(target, f"{FERRETDB_VERSION}\n", lambda: _build(home, target, binary),
+                          binary)
 
 
 def _build(home: Path, target: Path, binary: Path) -> None:
@@ -134,7 +122,7 @@ def _build(home: Path, target: Path, binary: Path) -> None:
     with log_path.open("a") as log:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         log.write(f"\n=== building FerretDB {FERRETDB_VERSION}, {stamp}\n")
-    go, env = _go(), _go_env()
+    go, env = go_tool(), go_env()
     info = _download_module(go, env, log_path, cwd=target)
 
     # `go install ...@version` would build a binary that panics at start: build/version/version.txt

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import fcntl
 import functools
 import hashlib
 import os
@@ -63,18 +62,8 @@ def install(home: Path | None = None) -> Path:
     home = Path(home) if home is not None else procs.infra_home()
     root = home / f"kafka-{KAFKA_VERSION}"
     libs = root / "libs"
-    marker = root / ".installed"
-    fingerprint = _install_fingerprint()
-    if marker.is_file() and marker.read_text() == fingerprint:
-        return libs
 
-    root.mkdir(parents=True, exist_ok=True)
-    # Serialise concurrent installs (parallel test sessions, CI jobs sharing a cache).
-    with (root / ".install.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if marker.is_file() and marker.read_text() == fingerprint:
-            return libs
-        marker.unlink(missing_ok=True)
+    def build() -> None:
         # Start from an empty folder: stale jars of another version would share the classpath.
         shutil.rmtree(libs, ignore_errors=True)
         mvn = shutil.which("mvn")
@@ -94,8 +83,8 @@ def install(home: Path | None = None) -> Path:
             if not any(libs.glob(jar)):
                 raise procs.InfraError(f"Kafka install is missing {jar} in {libs}; last lines of "
                                        f"{log_path}:\n{procs.log_tail(log_path)}")
-        marker.write_text(fingerprint)
-    return libs
+
+    return procs.cached_install(root, _install_fingerprint(), build, libs)
 
 
 # --- java ----------------------------------------------------------------------------------

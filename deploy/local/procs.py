@@ -5,11 +5,14 @@ Standard library only, so it runs before the project's virtual environment exist
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +28,56 @@ def infra_home() -> Path:
     home = Path(os.environ.get("COACHING_INFRA_HOME", REPO_ROOT / ".infra"))
     home.mkdir(parents=True, exist_ok=True)
     return home
+
+
+def cached_install(folder: Path, stamp: str, build: Callable[[], None], product: Path) -> Path:
+    """Run build() unless folder holds a finished install with this stamp; return product.
+
+    The `.installed` marker is written only after build() succeeded, so an interrupted
+    install is redone; a file lock serialises concurrent installers (parallel test sessions,
+    CI jobs sharing a cache).
+    """
+    marker = folder / ".installed"
+
+    def done() -> bool:
+        return marker.is_file() and marker.read_text() == stamp and product.exists()
+
+    if done():
+        return product
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be installing right now
+        if done():
+            return product
+        marker.unlink(missing_ok=True)
+        build()
+        if not product.exists():
+            raise InfraError(f"the install finished but {product} is missing")
+        marker.write_text(stamp)
+    return product
+
+
+def go_tool() -> str:
+    """The Go toolchain, for tools built from the Go module proxy."""
+    fallback = Path(os.environ.get("GOROOT", "/usr/local/go")) / "bin" / "go"
+    go = shutil.which("go") or (str(fallback) if fallback.is_file() else None)
+    if go is None:
+        raise InfraError("the Go toolchain is needed to build FerretDB and kustomize: "
+                         "`go` is not on PATH")
+    return go
+
+
+def go_env() -> dict[str, str]:
+    """Environment for go commands; the Go caches stay at their (shared) defaults."""
+    env = dict(os.environ)
+    env["CGO_ENABLED"] = "0"  # pure-Go builds: no C toolchain involved
+    # "auto" uses the local Go when it is new enough and otherwise fetches the toolchain a
+    # go.mod asks for through the module proxy; a distribution's go.env may say "local",
+    # which would just fail on an older Go. An explicit GOTOOLCHAIN in the caller's
+    # environment wins.
+    env.setdefault("GOTOOLCHAIN", "auto")
+    env["GOWORK"] = "off"  # a go.work above the build folder must not pull the build into it
+    return env
 
 
 def free_port() -> int:
