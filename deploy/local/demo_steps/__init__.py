@@ -50,9 +50,9 @@ class Demo:
 
 
 def _steps() -> list[Callable[[Demo], Awaitable[None]]]:
-    from demo_steps import enrolment
+    from demo_steps import enrolment, goals
 
-    return [enrolment.run]
+    return [enrolment.run, goals.run]
 
 
 async def run_demo(demo: Demo) -> None:

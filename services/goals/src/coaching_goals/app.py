@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from coaching_shared.contracts import AssessmentCompleted
+from coaching_shared.contracts import (
+    AssessmentCompleted,
+    CheckInCompleted,
+    GoalAbandoned,
+    GoalAchieved,
+    GoalProgressUpdated,
+    GoalSet,
+    GoalSuggested,
+)
 from coaching_shared.service import ServiceDefinition, ServiceRuntime, build_service, run_service
 from fastapi import FastAPI
 
@@ -18,15 +26,19 @@ from coaching_goals.settings import GoalsSettings
 
 
 def wire(runtime: ServiceRuntime) -> None:
-    handlers = GoalsHandlers(GoalsRepository(runtime.db))
+    handlers = GoalsHandlers(GoalsRepository(runtime.db, runtime.relay_document),
+                             runtime.settings, runtime.membership)  # type: ignore[arg-type]
     runtime.consumer.on(AssessmentCompleted, handlers.assessment_completed)
+    runtime.consumer.on(CheckInCompleted, handlers.checkin_completed)
 
 
 DEFINITION = ServiceDefinition(
     title="Coaching goals service",
     description="SMART goals, KPIs, action plans that put high-impact work first, progress.",
     routers=[api.router], indexes=INDEXES, outbox_collections=OUTBOX_COLLECTIONS,
-    personal_collections=PERSONAL_COLLECTIONS, produces=[], wire=wire)
+    personal_collections=PERSONAL_COLLECTIONS,
+    produces=[GoalSuggested, GoalSet, GoalProgressUpdated, GoalAchieved, GoalAbandoned],
+    wire=wire)
 
 
 def create_app(settings: GoalsSettings | None = None) -> FastAPI:

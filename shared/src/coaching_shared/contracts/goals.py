@@ -29,9 +29,13 @@ class KpiSpec(BaseModel):
     target: float
     direction: Direction
     frequency: str = Field(default="weekly", description="how often it is measured")
+    weight: float = Field(default=1.0, gt=0, le=100,
+                          description="share of the goal's progress relative to its other KPIs")
 
 
 class KpiProgress(BaseModel):
+    """Where one KPI stands: its latest reading and its share of the way to the target."""
+
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     kpi_id: str
@@ -51,6 +55,12 @@ class GoalSuggested(Event):
     source_assessment_id: str
     kpis: list[KpiSpec] = Field(default_factory=list)
     first_actions: list[str] = Field(default_factory=list)
+    instrument_id: str | None = Field(default=None, description="instrument of the assessment")
+    template_id: str | None = Field(default=None, description="goal template it was drafted from")
+    levers: list[str] = Field(default_factory=list,
+                              description="scale ids of the strengths the plan builds on")
+    start_date: date | None = None
+    due_date: date | None = None
 
 
 class GoalSet(Event):
@@ -82,9 +92,13 @@ class GoalProgressUpdated(Event):
     status: str = Field(description="active, at_risk, achieved or abandoned")
     kpis: list[KpiProgress] = Field(default_factory=list)
     measured_at: datetime
+    previous_status: str | None = Field(default=None, description="status before this update")
+    parent_goal_id: str | None = None
 
 
 class GoalAchieved(Event):
+    """A goal reached the targets of its KPIs (or of its child goals, rolled up)."""
+
     type_name = "GoalAchieved"
     stream = "goals"
 
@@ -93,6 +107,8 @@ class GoalAchieved(Event):
 
 
 class GoalAbandoned(Event):
+    """A goal or suggestion was given up; no more progress is tracked for it."""
+
     type_name = "GoalAbandoned"
     stream = "goals"
 
