@@ -1,12 +1,14 @@
 """The walking skeleton: four service processes, one flow across real Kafka and MongoDB wire.
 
-Enrolment published by an outside client (the HRIS) -> the assessment service records the
-intake completion and publishes AssessmentCompleted through its outbox -> the goals service
-stores it; every service keeps its roster; offboarding erases the client everywhere.
+Enrolment published by an outside client (the HRIS) -> the assessment service assigns the
+instruments; the client submits one over HTTP -> AssessmentCompleted through its outbox -> the
+goals service stores it; every service keeps its roster; offboarding erases the client
+everywhere.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import httpx
@@ -58,17 +60,56 @@ def enrolment(client_id: str) -> ClientEnrolled:
                            email="grace@example.com"))
 
 
+async def assigned(platform, client_id: str) -> list[dict]:
+    """Wait for the assessment service to assign the enrolled client's three instruments."""
+    url = f"{platform['assessment'].url}/v1/clients/{client_id}/assignments"
+
+    async def listed():
+        response = httpx.get(url, headers=token(client_id, "client"))
+        found = response.json() if response.status_code == 200 else []
+        return found if len(found) >= 3 else None
+
+    return await eventually(listed, timeout=60)
+
+
+def complete_big_five(platform, client_id: str, assignments: list[dict]) -> dict:
+    """The client answers the personality instrument over HTTP and submits it."""
+    assessment = platform["assessment"].url
+    assignment = next(a for a in assignments if a["instrument_id"] == "big-five")
+    base = f"{assessment}/v1/clients/{client_id}/assignments/{assignment['assignment_id']}"
+    page = httpx.get(f"{base}/items", params={"limit": 100},
+                     headers=token(client_id, "client")).json()
+    answers = {item["item_id"]: 1 + index % 5 for index, item in enumerate(page["items"])}
+    response = httpx.post(f"{base}/submission", json={
+        "instrument_version": assignment["instrument_version"], "answers": answers},
+        headers={**token(client_id, "client"), "Idempotency-Key": f"skeleton-{client_id}"})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def stored_in_goals(platform, client_id: str) -> list[dict]:
+    goals = platform["goals"].url
+
+    async def stored():
+        response = httpx.get(f"{goals}/v1/clients/{client_id}/assessment-results",
+                             headers=token(client_id, "client"))
+        return response.json() if response.status_code == 200 and response.json() else None
+
+    return await eventually(stored, timeout=60)
+
+
 async def test_enrolment_flows_to_goals_through_real_kafka(platform, infra):
     goals = platform["goals"].url
     await publish_events(infra.kafka_bootstrap_servers, "skeleton.", [enrolment("c-100")])
+    assignments = await assigned(platform, "c-100")
+    assert sorted(a["instrument_id"] for a in assignments) == ["big-five", "onet-skills",
+                                                               "riasec"]
+    result = complete_big_five(platform, "c-100", assignments)
 
-    async def stored_in_goals():
-        response = httpx.get(f"{goals}/v1/clients/c-100/assessment-results",
-                             headers=token("c-100", "client"))
-        return response.json() if response.status_code == 200 and response.json() else None
-
-    results = await eventually(stored_in_goals, timeout=60)
-    assert results[0]["instrument_id"] == "intake"
+    results = await stored_in_goals(platform, "c-100")
+    assert results[0]["assessment_id"] == result["assessment_id"]
+    assert results[0]["instrument_id"] == "big-five"
+    assert [s["score"] for s in results[0]["scores"]] == [s["score"] for s in result["scores"]]
 
     # The coach sees it too; another coach and another tenant's token do not.
     as_coach = httpx.get(f"{goals}/v1/clients/c-100/assessment-results",
@@ -79,10 +120,12 @@ async def test_enrolment_flows_to_goals_through_real_kafka(platform, infra):
     assert other_coach.status_code == 404
 
     # The event on the wire is a binary-mode CloudEvent keyed by the client.
+    completed = "coaching.AssessmentCompleted.v1"
     async with TopicReader(infra.kafka_bootstrap_servers, "skeleton.coaching.assessment") as r:
-        records = await r.until(lambda recs: any(rec.key == b"c-100" for rec in recs))
-    headers = headers_of(next(rec for rec in records if rec.key == b"c-100"))
-    assert headers["ce_type"] == "coaching.AssessmentCompleted.v1"
+        records = await r.until(lambda recs: any(
+            rec.key == b"c-100" and headers_of(rec)["ce_type"] == completed for rec in recs))
+    headers = headers_of(next(rec for rec in records if rec.key == b"c-100"
+                              and headers_of(rec)["ce_type"] == completed))
     assert headers["ce_source"] == "/coaching/assessment"
     assert headers["ce_tenant"] == TENANT and headers["ce_subject"] == "c-100"
 
@@ -99,33 +142,32 @@ async def test_redelivered_enrolment_does_not_duplicate(platform, infra):
     event = enrolment("c-200")
     await publish_events(infra.kafka_bootstrap_servers, "skeleton.", [event, event],
                          ids=["enrol-c-200", "enrol-c-200"])
-    goals = platform["goals"].url
-
-    async def stored():
-        response = httpx.get(f"{goals}/v1/clients/c-200/assessment-results",
-                             headers=token("c-200", "client"))
-        return response.json() or None
-
-    await eventually(stored, timeout=60)
+    assignments = await assigned(platform, "c-200")
     async with TopicReader(infra.kafka_bootstrap_servers, "skeleton.coaching.assessment") as r:
-        await r.until(lambda recs: any(rec.key == b"c-200" for rec in recs))
+        await r.until(lambda recs: len([rec for rec in recs if rec.key == b"c-200"]) >= 3)
         await r.settle(2)
-    assert len([rec for rec in r.records if rec.key == b"c-200"]) == 1
+    assert len([rec for rec in r.records if rec.key == b"c-200"]) == 3
+    assert len(httpx.get(f"{platform['assessment'].url}/v1/clients/c-200/assignments",
+                         headers=token("c-200", "client")).json()) == 3
+    # the submission retried with its Idempotency-Key completes the assessment once
+    first = complete_big_five(platform, "c-200", assignments)
+    again = complete_big_five(platform, "c-200", assignments)
+    assert again == first
+    await stored_in_goals(platform, "c-200")
     assessments = httpx.get(f"{platform['assessment'].url}/v1/clients/c-200/assessments",
                             headers=token("c-200", "client")).json()
     assert len(assessments) == 1
+    goals = httpx.get(f"{platform['goals'].url}/v1/clients/c-200/assessment-results",
+                      headers=token("c-200", "client")).json()
+    assert len(goals) == 1
 
 
 async def test_offboarding_erases_the_client_everywhere(platform, infra, mongo):
     await publish_events(infra.kafka_bootstrap_servers, "skeleton.", [enrolment("c-300")])
-    goals = platform["goals"].url
-
-    async def stored():
-        response = httpx.get(f"{goals}/v1/clients/c-300/assessment-results",
-                             headers=token("c-300", "client"))
-        return response.json() or None
-
-    await eventually(stored, timeout=60)
+    complete_big_five(platform, "c-300", await assigned(platform, "c-300"))
+    await stored_in_goals(platform, "c-300")
+    # Offboard while the completion's consequences (suggestions, notifications) may still be
+    # in flight: nothing written afterwards may bring the client's data back.
     await publish_events(infra.kafka_bootstrap_servers, "skeleton.",
                          [ClientOffboarded(tenant_id=TENANT, client_id="c-300")])
 
@@ -140,6 +182,8 @@ async def test_offboarding_erases_the_client_everywhere(platform, infra, mongo):
         return True
 
     await eventually(erased_everywhere, timeout=60)
+    await asyncio.sleep(3)
+    assert await erased_everywhere(), "data about the client came back after the erasure"
 
 
 def test_operations_endpoints(platform):

@@ -51,19 +51,19 @@ async def run(demo: Demo) -> None:
             await asyncio.sleep(0.5)
     for coach_id, clients in caseloads.items():
         print(f"  caseload of {coach_id:<10} {', '.join(clients)}")
-    # Walking skeleton: the intake assessment travels assessment -> Kafka -> goals.
-    arrived: dict[str, str] = {}
+    # The assessment service assigns each new client the program's instruments.
+    assigned: dict[str, list[str]] = {}
     async with demo.http() as http:
-        while len(arrived) < len(messages) and time.monotonic() < deadline:
+        while len(assigned) < len(messages) and time.monotonic() < deadline:
             for client_id in demo.state["clients"]:
-                if client_id in arrived:
+                if client_id in assigned:
                     continue
                 response = await http.get(
-                    f"{demo.urls['goals']}/v1/clients/{client_id}/assessment-results",
+                    f"{demo.urls['assessment']}/v1/clients/{client_id}/assignments",
                     headers=demo.headers(client_id, "client"))
-                if response.status_code == 200 and response.json():
-                    arrived[client_id] = response.json()[0]["assessment_id"]
+                if response.status_code == 200 and len(response.json()) >= 3:
+                    assigned[client_id] = [a["instrument_id"] for a in response.json()]
             await asyncio.sleep(0.3)
-    print("Intake assessments (AssessmentCompleted) as the goals service stored them:")
+    print("Instruments assigned on enrolment (AssessmentAssigned on coaching.assessment):")
     for client_id in demo.state["clients"]:
-        print(f"  {client_id:<10} {arrived.get(client_id, '(still in flight)')}")
+        print(f"  {client_id:<10} {', '.join(assigned.get(client_id, ['(still in flight)']))}")

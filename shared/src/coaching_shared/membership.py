@@ -31,6 +31,18 @@ INDEXES = [
 ]
 
 
+async def is_erased(db: AsyncDatabase, tenant_id: str, client_id: str) -> bool:
+    """Whether the client was offboarded (and not re-enrolled since).
+
+    A writer that may race with an erasure writes first, then asks this, and removes what it
+    wrote if the answer is yes: the erasure sets the tombstone before it deletes, so either
+    its delete or the writer's own clean-up catches the write.
+    """
+    tombstone = await db[TOMBSTONES].find_one({"tenant_id": tenant_id, "client_id": client_id},
+                                              {"_id": 1})
+    return tombstone is not None
+
+
 class Membership:
     """The roster and the erasure of offboarded clients, for one service's database."""
 
@@ -49,7 +61,7 @@ class Membership:
         if isinstance(event, ClientEnrolled):
             # A newer enrolment lifts the tombstone; an older (replayed) one does not.
             await self._tombstones.delete_one({**key, "offboarded_at": {"$lt": event_time}})
-        if await self._tombstones.find_one(key, {"_id": 1}) is not None:
+        if await is_erased(self._db, event.tenant_id, event.client_id):
             return False
         if isinstance(event, ClientEnrolled):
             await apply_once(self._roster, key, event_id, {"$set": {

@@ -63,7 +63,8 @@ async def ensure_indexes(db: AsyncDatabase, specs: Sequence[IndexSpec]) -> None:
 
 async def apply_once(collection: AsyncCollection, key: Mapping[str, Any], cause_id: str,
                      update: Mapping[str, Any], *, outbox: Sequence[EventMessage] = (),
-                     outbox_lease: timedelta = timedelta(seconds=10)) -> dict[str, Any] | None:
+                     outbox_lease: timedelta = timedelta(seconds=10),
+                     create: bool = True) -> dict[str, Any] | None:
     """Apply `update` to one document unless the cause (event or request id) already was.
 
     `key` must match at most one document through a unique index (e.g. tenant_id + client_id):
@@ -72,6 +73,9 @@ async def apply_once(collection: AsyncCollection, key: Mapping[str, Any], cause_
     unique index, and nothing changes. State change, the cause mark and any outgoing events
     (embedded outbox entries) land in this one single-document write, so they happen together
     or not at all. Returns the document after the write, or None for a duplicate.
+
+    With `create=False` the document must exist already (an update of something that may have
+    been erased meanwhile must not bring it back); None then also means "not there".
     """
     guarded = {**key, "applied_events": {"$ne": cause_id}}
     full_update: dict[str, Any] = {operator: dict(fields) for operator, fields in update.items()}
@@ -82,9 +86,11 @@ async def apply_once(collection: AsyncCollection, key: Mapping[str, Any], cause_
         full_update.setdefault("$set", {}).update(
             outbox_pending=True, outbox_lease_until=utc_now() + outbox_lease)
     try:
-        document = await collection.find_one_and_update(guarded, full_update, upsert=True,
+        document = await collection.find_one_and_update(guarded, full_update, upsert=create,
                                                         return_document=ReturnDocument.AFTER)
     except DuplicateKeyError:
+        return None
+    if document is None:
         return None
     await _trim_applied(collection, document)
     return document

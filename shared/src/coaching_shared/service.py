@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -50,6 +50,16 @@ from coaching_shared.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 
+class BackgroundWorker(Protocol):
+    """A service's own long-running loop (a scheduler, a delivery dispatcher)."""
+
+    def start(self, ready: asyncio.Event) -> None:
+        """Start in the background; begin work once `ready` is set (Kafka and Mongo up)."""
+
+    async def stop(self) -> None:
+        """Stop before the broker and the database connection close."""
+
+
 @dataclass
 class ServiceRuntime:
     """The live parts of a service, handed to its wiring function and its API."""
@@ -63,9 +73,14 @@ class ServiceRuntime:
     relay: OutboxRelay
     membership: Membership
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    workers: list[BackgroundWorker] = field(default_factory=list)
 
     def collection(self, name: str) -> AsyncCollection:
         return self.db[name]
+
+    def run_in_background(self, worker: BackgroundWorker) -> None:
+        """Run the worker for the app's lifetime (started with it, stopped before it ends)."""
+        self.workers.append(worker)
 
     async def relay_document(self, collection: AsyncCollection,
                              document: dict[str, Any] | None) -> None:
@@ -189,6 +204,8 @@ def build_service(settings: ServiceSettings, definition: ServiceDefinition) -> F
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(connect(), name="connect")
+        for worker in runtime.workers:
+            worker.start(runtime.ready)
         try:
             yield
         finally:
@@ -197,6 +214,8 @@ def build_service(settings: ServiceSettings, definition: ServiceDefinition) -> F
                 await task
             except asyncio.CancelledError:
                 pass
+            for worker in reversed(runtime.workers):
+                await worker.stop()
             await relay.stop()
             await broker.stop()
             await mongo.close()

@@ -1,23 +1,78 @@
-"""Every MongoDB query of the notifier service."""
+"""Every MongoDB query of the notifier service.
+
+The delivery log (`deliveries`) is the heart of exactly-once: one document per
+(tenant, cause event, recipient, channel) under a unique index. A redelivered event plans
+the same documents again and the index refuses the copies; a sender claims a due delivery
+with a lease before sending and marks it sent after, in the same write that queues the
+`NotificationSent` event; retries and quiet-hour deferrals are just a later `due_at`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
+from coaching_shared.events import EventMessage
+from coaching_shared.membership import is_erased
 from coaching_shared.mongo import IndexSpec, apply_once
+from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from coaching_notifier.domain import DeliveryStatus
 
 CONTACTS = "contacts"
+PREFERENCES = "preferences"
+TENANT_DEFAULTS = "tenant_defaults"
+TEMPLATES = "templates"
+WEBHOOKS = "webhook_subscriptions"
+DELIVERIES = "deliveries"
+INBOX = "inbox"
 
-INDEXES = [IndexSpec(CONTACTS, [("tenant_id", 1), ("person_id", 1)], unique=True)]
-OUTBOX_COLLECTIONS: list[str] = []
-# A client's contact document carries client_id (erased on offboarding); a coach's does not.
-PERSONAL_COLLECTIONS = [CONTACTS]
+DELIVERY_KEY = ("tenant_id", "cause_event_id", "recipient_id", "channel")
+DUPLICATE_KEY = 11000
+
+INDEXES = [
+    IndexSpec(CONTACTS, [("tenant_id", 1), ("person_id", 1)], unique=True),
+    IndexSpec(PREFERENCES, [("tenant_id", 1), ("person_id", 1)], unique=True),
+    IndexSpec(TENANT_DEFAULTS, [("tenant_id", 1)], unique=True),
+    IndexSpec(TEMPLATES, [("tenant_id", 1), ("event_type", 1), ("locale", 1)], unique=True),
+    IndexSpec(WEBHOOKS, [("tenant_id", 1), ("subscription_id", 1)], unique=True),
+    IndexSpec(DELIVERIES, [(name, 1) for name in DELIVERY_KEY], unique=True),
+    IndexSpec(DELIVERIES, [("tenant_id", 1), ("client_id", 1)]),
+    IndexSpec(DELIVERIES, [("tenant_id", 1), ("notification_id", 1)]),
+    # The dispatcher's sweep over every tenant: platform work, like the outbox sweep.
+    IndexSpec(DELIVERIES, [("status", 1), ("due_at", 1)], system=True),
+    IndexSpec(INBOX, [("tenant_id", 1), ("person_id", 1), ("notification_id", 1)], unique=True),
+    IndexSpec(INBOX, [("tenant_id", 1), ("person_id", 1), ("created_at", -1)]),
+]
+OUTBOX_COLLECTIONS = [DELIVERIES]
+# Documents carrying client_id are erased on ClientOffboarded: a client's contact and
+# preferences, and every delivery and inbox item about the client (a coach's included).
+PERSONAL_COLLECTIONS = [CONTACTS, PREFERENCES, DELIVERIES, INBOX]
+
+# What the delivery log shows: bookkeeping, never the message content.
+DELIVERY_LOG_FIELDS = {"_id": 0, "notification_id": 1, "cause_event_id": 1, "cause_type": 1,
+                       "recipient_id": 1, "audience": 1, "channel": 1, "status": 1,
+                       "due_at": 1, "created_at": 1, "sent_at": 1, "failed_at": 1,
+                       "attempts": 1, "attempt_log": 1, "deferred_until": 1, "reason": 1,
+                       "client_id": 1}
+CLAIMABLE = [DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value]
 
 
 class NotifierRepository:
     def __init__(self, db: AsyncDatabase) -> None:
+        self._db = db
         self.contacts = db[CONTACTS]
+        self.preferences_collection = db[PREFERENCES]
+        self.tenant_defaults_collection = db[TENANT_DEFAULTS]
+        self.templates = db[TEMPLATES]
+        self.webhooks = db[WEBHOOKS]
+        self.deliveries = db[DELIVERIES]
+        self.inbox = db[INBOX]
+
+    # -- contacts and preferences ---------------------------------------------------------
 
     async def save_contact(self, tenant_id: str, person_id: str, cause_id: str,
                            contact: dict[str, Any], *, client_id: str | None) -> None:
@@ -27,3 +82,214 @@ class NotifierRepository:
 
     async def contact(self, tenant_id: str, person_id: str) -> dict[str, Any] | None:
         return await self.contacts.find_one({"tenant_id": tenant_id, "person_id": person_id})
+
+    async def preferences(self, tenant_id: str, person_id: str) -> dict[str, Any] | None:
+        return await self.preferences_collection.find_one(
+            {"tenant_id": tenant_id, "person_id": person_id}, {"_id": 0, "preferences": 1})
+
+    async def save_preferences(self, tenant_id: str, person_id: str, cause_id: str,
+                               preferences: dict[str, Any], *, client_id: str | None,
+                               now: datetime) -> None:
+        fields: dict[str, Any] = {"preferences": preferences, "updated_at": now}
+        if client_id:
+            fields["client_id"] = client_id
+        await apply_once(self.preferences_collection,
+                         {"tenant_id": tenant_id, "person_id": person_id}, cause_id,
+                         {"$set": fields})
+
+    async def tenant_defaults(self, tenant_id: str) -> dict[str, Any] | None:
+        return await self.tenant_defaults_collection.find_one(
+            {"tenant_id": tenant_id}, {"_id": 0, "defaults": 1})
+
+    async def save_tenant_defaults(self, tenant_id: str, cause_id: str,
+                                   defaults: dict[str, Any], now: datetime) -> None:
+        await apply_once(self.tenant_defaults_collection, {"tenant_id": tenant_id}, cause_id,
+                         {"$set": {"defaults": defaults, "updated_at": now}})
+
+    # -- templates ------------------------------------------------------------------------
+
+    async def template_override(self, tenant_id: str, event_type: str,
+                                locales: Sequence[str]) -> dict[str, Any] | None:
+        """The tenant's override for the first locale of the fallback chain that has one."""
+        found = await self.templates.find(
+            {"tenant_id": tenant_id, "event_type": event_type, "locale": {"$in": list(locales)}},
+            {"_id": 0}).to_list()
+        by_locale = {doc["locale"]: doc for doc in found}
+        return next((by_locale[locale] for locale in locales if locale in by_locale), None)
+
+    async def template_overrides(self, tenant_id: str) -> list[dict[str, Any]]:
+        cursor = self.templates.find({"tenant_id": tenant_id}, {"_id": 0, "applied_events": 0})
+        return await cursor.sort([("event_type", 1), ("locale", 1)]).to_list()
+
+    async def save_template(self, tenant_id: str, event_type: str, locale: str, cause_id: str,
+                            template: dict[str, Any], now: datetime) -> None:
+        await apply_once(self.templates, {"tenant_id": tenant_id, "event_type": event_type,
+                                          "locale": locale}, cause_id,
+                         {"$set": {"template": template, "updated_at": now}})
+
+    async def delete_template(self, tenant_id: str, event_type: str, locale: str) -> bool:
+        result = await self.templates.delete_one(
+            {"tenant_id": tenant_id, "event_type": event_type, "locale": locale})
+        return result.deleted_count == 1
+
+    # -- webhook subscriptions ------------------------------------------------------------
+
+    async def create_webhook(self, tenant_id: str, subscription_id: str, cause_id: str,
+                             fields: dict[str, Any]) -> None:
+        await apply_once(self.webhooks, {"tenant_id": tenant_id,
+                                         "subscription_id": subscription_id},
+                         cause_id, {"$setOnInsert": fields})
+
+    async def webhook(self, tenant_id: str, subscription_id: str) -> dict[str, Any] | None:
+        return await self.webhooks.find_one({"tenant_id": tenant_id,
+                                             "subscription_id": subscription_id})
+
+    async def webhooks_of(self, tenant_id: str) -> list[dict[str, Any]]:
+        cursor = self.webhooks.find({"tenant_id": tenant_id}).sort("created_at", 1)
+        return await cursor.to_list()
+
+    async def rotate_webhook_secrets(self, tenant_id: str, subscription_id: str, cause_id: str,
+                                     new_secrets: list[dict[str, Any]],
+                                     expected: list[dict[str, Any]]) -> bool:
+        """Replace the secrets if nobody rotated meanwhile (compare-and-set on the list)."""
+        result = await self.webhooks.update_one(
+            {"tenant_id": tenant_id, "subscription_id": subscription_id, "secrets": expected},
+            {"$set": {"secrets": new_secrets, "rotated_by": cause_id}})
+        return result.modified_count == 1
+
+    async def delete_webhook(self, tenant_id: str, subscription_id: str) -> bool:
+        result = await self.webhooks.delete_one({"tenant_id": tenant_id,
+                                                 "subscription_id": subscription_id})
+        return result.deleted_count == 1
+
+    # -- deliveries -----------------------------------------------------------------------
+
+    async def plan_deliveries(self, deliveries: Sequence[dict[str, Any]]) -> int:
+        """Insert planned deliveries; ones planned before (a redelivery) stay as they are."""
+        if not deliveries:
+            return 0
+        try:
+            result = await self.deliveries.insert_many(list(deliveries), ordered=False)
+            return len(result.inserted_ids)
+        except BulkWriteError as error:
+            others = [e for e in error.details.get("writeErrors", [])
+                      if e.get("code") != DUPLICATE_KEY]
+            if others:
+                raise
+            return error.details.get("nInserted", 0)
+
+    async def claim_due(self, now: datetime, lease_until: datetime,
+                        lease_token: str) -> dict[str, Any] | None:
+        """Take the most overdue delivery: pending ones, and sending ones whose lease ran out.
+
+        The claim counts as an attempt, so a sender that dies mid-send still used one.
+        """
+        return await self.deliveries.find_one_and_update(
+            {"status": {"$in": CLAIMABLE}, "due_at": {"$lte": now}},
+            {"$set": {"status": DeliveryStatus.SENDING.value, "due_at": lease_until,
+                      "lease_token": lease_token},
+             "$inc": {"attempts": 1}},
+            sort=[("due_at", 1)], return_document=ReturnDocument.AFTER)
+
+    async def schedule_retry(self, delivery: Mapping[str, Any], due_at: datetime,
+                             entry: dict[str, Any]) -> bool:
+        """Back to pending with a later due time; False if our lease was taken over."""
+        result = await self.deliveries.update_one(
+            _leased(delivery),
+            {"$set": {"status": DeliveryStatus.PENDING.value, "due_at": due_at},
+             "$unset": {"lease_token": ""}, "$push": {"attempt_log": entry}})
+        return result.modified_count == 1
+
+    async def finish_delivery(self, delivery: Mapping[str, Any], status: DeliveryStatus,
+                              fields: dict[str, Any], entry: dict[str, Any],
+                              outcome_event: EventMessage) -> dict[str, Any] | None:
+        """Mark sent or failed and queue the outcome event, in one write under our lease.
+
+        Returns the document (to relay its outbox), or None if the lease was taken over or
+        the delivery was erased meanwhile (offboarding): nothing is then recorded.
+        """
+        return await apply_once(
+            # One outcome per claim: a delivery queued again after failing gets its own.
+            self.deliveries, _leased(delivery), f"outcome|{delivery['lease_token']}",
+            {"$set": {"status": status.value, **fields}, "$unset": {"lease_token": ""},
+             "$push": {"attempt_log": entry}},
+            outbox=[outcome_event], create=False)
+
+    async def delivery_log(self, tenant_id: str, criteria: Mapping[str, Any],
+                           limit: int) -> list[dict[str, Any]]:
+        cursor = self.deliveries.find({"tenant_id": tenant_id, **criteria}, DELIVERY_LOG_FIELDS)
+        return await cursor.sort("created_at", -1).limit(limit).to_list()
+
+    async def delivery_counts(self, tenant_id: str) -> dict[str, dict[str, int]]:
+        """Deliveries per channel and status (one $sum per $group, as FerretDB needs)."""
+        cursor = await self.deliveries.aggregate([
+            {"$match": {"tenant_id": tenant_id}},
+            {"$group": {"_id": {"channel": "$channel", "status": "$status"},
+                        "count": {"$sum": 1}}}])
+        counts: dict[str, dict[str, int]] = {}
+        async for row in cursor:
+            counts.setdefault(row["_id"]["channel"], {})[row["_id"]["status"]] = row["count"]
+        return counts
+
+    async def retry_failed(self, tenant_id: str, notification_id: str,
+                           now: datetime) -> dict[str, Any] | None:
+        """Put a failed delivery back in the queue (after the receiver was fixed)."""
+        document = await self.deliveries.find_one_and_update(
+            {"tenant_id": tenant_id, "notification_id": notification_id,
+             "status": DeliveryStatus.FAILED.value},
+            {"$set": {"status": DeliveryStatus.PENDING.value, "due_at": now, "attempts": 0,
+                      "requeued_at": now}},
+            return_document=ReturnDocument.AFTER)
+        # Projected here: FerretDB's findAndModify takes no projection.
+        return None if document is None else {
+            name: value for name, value in document.items() if DELIVERY_LOG_FIELDS.get(name)}
+
+    # -- inbox ----------------------------------------------------------------------------
+
+    async def add_to_inbox(self, item: dict[str, Any]) -> None:
+        """File an inbox item once (a second claim of the same delivery finds it there)."""
+        key = {name: item[name] for name in ("tenant_id", "person_id", "notification_id")}
+        try:
+            await self.inbox.update_one(key, {"$setOnInsert": item}, upsert=True)
+        except DuplicateKeyError:
+            pass  # a concurrent insert of the same item won
+        if item.get("client_id") and await is_erased(self._db, item["tenant_id"],
+                                                     item["client_id"]):
+            await self.inbox.delete_one(key)  # offboarded while this was in flight
+
+    async def inbox_items(self, tenant_id: str, person_id: str, *, unread_only: bool,
+                          limit: int, before: datetime | None) -> list[dict[str, Any]]:
+        criteria: dict[str, Any] = {"tenant_id": tenant_id, "person_id": person_id}
+        if unread_only:
+            criteria["read_at"] = None
+        if before is not None:
+            criteria["created_at"] = {"$lt": before}
+        cursor = self.inbox.find(criteria, {"_id": 0, "tenant_id": 0, "client_id": 0})
+        items = await cursor.sort("created_at", -1).limit(limit).to_list()
+        for item in items:
+            item.setdefault("read_at", None)  # FerretDB does not store inserted nulls
+        return items
+
+    async def unread_count(self, tenant_id: str, person_id: str) -> int:
+        return await self.inbox.count_documents(
+            {"tenant_id": tenant_id, "person_id": person_id, "read_at": None})
+
+    async def mark_read(self, tenant_id: str, person_id: str, notification_id: str,
+                        now: datetime) -> bool:
+        """Mark one item read (idempotent); False if the person has no such item."""
+        key = {"tenant_id": tenant_id, "person_id": person_id,
+               "notification_id": notification_id}
+        await self.inbox.update_one({**key, "read_at": None}, {"$set": {"read_at": now}})
+        return await self.inbox.count_documents(key, limit=1) == 1
+
+    async def mark_all_read(self, tenant_id: str, person_id: str, now: datetime) -> int:
+        result = await self.inbox.update_many(
+            {"tenant_id": tenant_id, "person_id": person_id, "read_at": None},
+            {"$set": {"read_at": now}})
+        return result.modified_count
+
+
+def _leased(delivery: Mapping[str, Any]) -> dict[str, Any]:
+    """The filter that matches a delivery only while the given claim still holds it."""
+    return {**{name: delivery[name] for name in DELIVERY_KEY},
+            "lease_token": delivery["lease_token"]}

@@ -5,7 +5,12 @@ A contract's owner (the producing service) may add optional fields; removing or 
 field, changing its type or adding a required one needs a new version of the event.
 """
 
-from coaching_shared.contracts.assessment import AssessmentCompleted, ScaleScore
+from coaching_shared.contracts.assessment import (
+    AssessmentAssigned,
+    AssessmentCompleted,
+    DerivedCode,
+    ScaleScore,
+)
 from coaching_shared.contracts.enrolment import (
     ClientEnrolled,
     ClientOffboarded,
@@ -34,6 +39,7 @@ from coaching_shared.contracts.goals import (
 from coaching_shared.contracts.notifier import NotificationFailed, NotificationSent
 
 __all__ = [
+    "AssessmentAssigned",
     "AssessmentCompleted",
     "CheckInCompleted",
     "CheckInDue",
@@ -43,6 +49,7 @@ __all__ = [
     "ClientOffboarded",
     "CoachAssigned",
     "CoachContact",
+    "DerivedCode",
     "Direction",
     "FeedbackGiven",
     "GoalAbandoned",

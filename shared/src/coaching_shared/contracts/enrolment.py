@@ -15,7 +15,8 @@ EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 LOCALE_PATTERN = r"^[a-z]{2,3}(-[A-Z]{2})?$"
 
 
-def _known_timezone(value: str) -> str:
+def known_timezone(value: str) -> str:
+    """Validate an IANA timezone name (e.g. Europe/Berlin); returns it unchanged."""
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError) as error:
@@ -34,7 +35,7 @@ class CoachContact(BaseModel):
     timezone: str = "UTC"
     locale: str = Field(default="en", pattern=LOCALE_PATTERN)
 
-    _timezone = field_validator("timezone")(_known_timezone)
+    _timezone = field_validator("timezone")(known_timezone)
 
 
 class ClientEnrolled(Event):
@@ -50,7 +51,7 @@ class ClientEnrolled(Event):
     locale: str = Field(default="en", pattern=LOCALE_PATTERN)
     coach: CoachContact | None = None
 
-    _timezone = field_validator("timezone")(_known_timezone)
+    _timezone = field_validator("timezone")(known_timezone)
 
 
 class CoachAssigned(Event):
