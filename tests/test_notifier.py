@@ -458,3 +458,8 @@ async def test_smtp_server_deferring_a_message_gets_it_once_on_retry(infra, pref
     assert len(smtp.to("c-1@example.com", "CheckInDue")) == 1
     assert [(a["outcome"], a["detail"]) for a in email["attempt_log"]] == [
         ("pending", "SMTP 451"), ("sent", "accepted by SMTP server")]
+
+
+def test_top_level_readme_shows_the_same_verification_snippet():
+    snippet = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(0)
+    assert snippet in (README.parents[2] / "README.md").read_text()
