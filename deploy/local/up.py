@@ -28,6 +28,9 @@ from coaching_shared.settings import ServiceSettings
 from demo_steps import TENANT, Demo, run_demo
 
 SERVICES = {"assessment": 8001, "goals": 8002, "feedback": 8003, "notifier": 8004}
+# The demo compresses the feedback service's calendar (two weeks a minute) so check-ins fall
+# due while you watch; every other clock is real.
+DEMO_ENVIRONMENT = {"feedback": {"CLOCK_SPEED": "20160"}}
 
 
 def port_or_free(preferred: int) -> int:
@@ -80,7 +83,8 @@ def main() -> None:
             urls[name] = f"http://127.0.0.1:{port}"
             service = procs.ManagedProcess(
                 name, [str(Path(sys.executable).parent / f"coaching-{name}")],
-                logs / f"{name}.log", env={**env, "HTTP_PORT": str(port)})
+                logs / f"{name}.log",
+                env={**env, **DEMO_ENVIRONMENT.get(name, {}), "HTTP_PORT": str(port)})
             service.start()
             started.append(service)
         for name, service in zip(SERVICES, started[-len(SERVICES):], strict=True):

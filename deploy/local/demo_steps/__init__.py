@@ -50,9 +50,9 @@ class Demo:
 
 
 def _steps() -> list[Callable[[Demo], Awaitable[None]]]:
-    from demo_steps import assessment, enrolment, goals, notifier
+    from demo_steps import assessment, enrolment, feedback, goals, notifier
 
-    return [enrolment.run, assessment.run, goals.run, notifier.run]
+    return [enrolment.run, assessment.run, goals.run, feedback.run, notifier.run]
 
 
 async def run_demo(demo: Demo) -> None:

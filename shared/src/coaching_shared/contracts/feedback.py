@@ -34,6 +34,7 @@ class CheckInDue(Event):
     period: int = Field(ge=1, description="1 for the goal's first check-in, then 2, 3, ...")
     due_at: datetime
     respond_by: datetime = Field(description="end of the grace period for late submissions")
+    coach_id: str | None = Field(default=None, description="the client's coach, if any")
 
 
 class CheckInCompleted(Event):
@@ -49,6 +50,7 @@ class CheckInCompleted(Event):
     confidence: int = Field(ge=1, le=5)
     late: bool = False
     kpi_readings: list[KpiReading] = Field(default_factory=list)
+    coach_id: str | None = None
 
 
 class CheckInMissed(Event):
@@ -61,6 +63,7 @@ class CheckInMissed(Event):
     goal_id: str
     period: int = Field(ge=1)
     due_at: datetime
+    coach_id: str | None = None
 
 
 class ProgressReviewed(Event):
@@ -75,6 +78,11 @@ class ProgressReviewed(Event):
     period_end: datetime
     adherence: float = Field(ge=0, le=1, description="completed check-ins / due check-ins")
     confidence_trend: float | None = Field(default=None, description="change per check-in")
+    checkins_due: int | None = Field(default=None, ge=0)
+    checkins_completed: int | None = Field(default=None, ge=0)
+    kpi_trends: dict[str, float] = Field(default_factory=dict,
+                                         description="change per check-in, by KPI id")
+    coach_id: str | None = None
 
 
 class FeedbackGiven(Event):

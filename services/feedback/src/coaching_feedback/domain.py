@@ -1,0 +1,377 @@
+"""Feedback rules: check-in scheduling maths, reviews and at-risk signals. Pure, no I/O.
+
+Scheduling works in the client's local time: a check-in falls on the preferred weekday at the
+preferred hour in the client's IANA timezone, so it stays at 09:00 local across daylight-saving
+changes (its UTC instant moves instead). Every instant handed in or out is timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from coaching_shared.contracts import KpiSpec
+from coaching_shared.events import derived_event_id
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# The preferred weekday is the one nearest the nominal date, at most this many days away:
+# a weekly check-in moved from Monday to Friday then comes 4 days later, not 11.
+WEEKDAY_SLACK_DAYS = 3
+# A monthly check-in is never planned sooner than this after the previous one.
+MONTHLY_MIN_GAP_DAYS = 14
+# Skip windows may cover many slots (a long leave); beyond this the plan is unusable.
+MAX_SLOTS_SCANNED = 2000
+
+
+class Cadence(StrEnum):
+    """How often a goal's check-ins fall due."""
+
+    WEEKLY = "weekly"
+    BIWEEKLY = "biweekly"
+    MONTHLY = "monthly"
+    EVERY_N_DAYS = "every_n_days"
+
+
+_STEP_DAYS = {Cadence.WEEKLY: 7, Cadence.BIWEEKLY: 14}
+
+
+class SkipWindow(BaseModel):
+    """Local dates (inclusive) on which no check-in falls due, e.g. holidays or leave."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: date
+    end: date
+    label: str = Field(default="", max_length=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.end < self.start:
+            raise ValueError("end must not be before start")
+        return self
+
+    def covers(self, day: date) -> bool:
+        return self.start <= day <= self.end
+
+
+class CheckInPlan(BaseModel):
+    """When a goal's check-ins fall due: cadence, local timezone, weekday and hour, skips."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cadence: Cadence = Cadence.WEEKLY
+    every_days: int | None = Field(default=None, ge=1, le=180,
+                                   description="only for the every_n_days cadence")
+    timezone: str = Field(default="UTC", description="IANA timezone, e.g. Europe/Berlin")
+    weekday: int = Field(default=0, ge=0, le=6, description="0 = Monday ... 6 = Sunday")
+    hour: int = Field(default=9, ge=0, le=23, description="local hour of the day")
+    skip_windows: tuple[SkipWindow, ...] = Field(default=(), max_length=100)
+
+    @field_validator("timezone")
+    @classmethod
+    def known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown IANA timezone {value!r}") from error
+        return value
+
+    @model_validator(mode="after")
+    def _every_days_fits_cadence(self) -> Self:
+        if (self.cadence is Cadence.EVERY_N_DAYS) != (self.every_days is not None):
+            raise ValueError("every_days is required for the every_n_days cadence, "
+                             "and only for it")
+        return self
+
+    def skips(self, day: date) -> bool:
+        return any(window.covers(day) for window in self.skip_windows)
+
+
+class NoSlotAvailable(ValueError):
+    """The skip windows leave no day for a check-in."""
+
+
+def _first_weekday_of_month(year: int, month: int, weekday: int) -> date:
+    first = date(year, month, 1)
+    return first + timedelta(days=(weekday - first.weekday()) % 7)
+
+
+def _month_after(day: date) -> tuple[int, int]:
+    return (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
+
+
+def _nominal_day(plan: CheckInPlan, previous: date) -> date:
+    """The local date of the slot after `previous` (a local date), before skip windows."""
+    if plan.cadence is Cadence.MONTHLY:
+        # The first preferred weekday of a month (like "first Monday"): no drift over months.
+        year, month = _month_after(previous)
+        day = _first_weekday_of_month(year, month, plan.weekday)
+        if (day - previous).days < MONTHLY_MIN_GAP_DAYS:
+            day = _first_weekday_of_month(*_month_after(day), plan.weekday)
+        return day
+    if plan.cadence is Cadence.EVERY_N_DAYS:
+        return previous + timedelta(days=plan.every_days or 1)
+    nominal = previous + timedelta(days=_STEP_DAYS[plan.cadence])
+    shift = (plan.weekday - nominal.weekday()) % 7
+    if shift > WEEKDAY_SLACK_DAYS:
+        shift -= 7
+    return nominal + timedelta(days=shift)
+
+
+def local_slot(plan: CheckInPlan, day: date) -> datetime:
+    """The UTC instant of the preferred hour on a local date.
+
+    A wall time that does not exist (the spring-forward gap) resolves to the same offset as
+    before the gap, i.e. one hour later on the clock; an ambiguous one (autumn) to its first
+    occurrence. Either way the check-in still happens that morning.
+    """
+    local = datetime.combine(day, time(plan.hour), tzinfo=ZoneInfo(plan.timezone))
+    return local.astimezone(UTC)
+
+
+def following_due(plan: CheckInPlan, origin: datetime) -> datetime:
+    """The first check-in strictly after `origin` (the previous due time, or the plan start).
+
+    Slots in a skip window are left out; the cadence carries on from them as if they had
+    happened, so a holiday does not shift the weekday of later check-ins.
+    """
+    day = origin.astimezone(ZoneInfo(plan.timezone)).date()
+    for _ in range(MAX_SLOTS_SCANNED):
+        day = _nominal_day(plan, day)
+        if not plan.skips(day):
+            due = local_slot(plan, day)
+            if due > origin:
+                return due
+    raise NoSlotAvailable("the skip windows leave no day for a check-in")
+
+
+def first_due(plan: CheckInPlan, planned_at: datetime, start_date: date) -> datetime:
+    """The first check-in of a goal: one cadence step after it starts (or was planned)."""
+    return following_due(plan, plan_origin(plan, planned_at, start_date))
+
+
+def plan_origin(plan: CheckInPlan, planned_at: datetime, start_date: date) -> datetime:
+    """Where a schedule's cadence counts from: the goal's start, or when it was planned."""
+    start = datetime.combine(start_date, time(0), tzinfo=ZoneInfo(plan.timezone))
+    return max(planned_at, start.astimezone(UTC))
+
+
+def fallen_due(plan: CheckInPlan, next_due: datetime, now: datetime,
+               limit: int) -> tuple[list[datetime], datetime]:
+    """Catch-up: the check-ins due at or before `now` (from `next_due` on, at most `limit`),
+    and the due time of the one after them.
+
+    After downtime every period that fell due meanwhile is returned, so none is dropped;
+    if more than `limit` fell due, the returned next due time is still in the past and the
+    next round carries on from it.
+    """
+    due_times: list[datetime] = []
+    due = next_due
+    while due <= now and len(due_times) < limit:
+        due_times.append(due)
+        due = following_due(plan, due)
+    return due_times, due
+
+
+def rescheduled_due(plan: CheckInPlan, origin: datetime, pending_due: datetime,
+                    now: datetime) -> datetime:
+    """The pending check-in's due time after the plan changed (cadence, weekday, skips...).
+
+    A pending check-in that is already due keeps its time: it fires once, as planned. Otherwise
+    the new plan counts from the previous check-in (or the plan's origin) and the first of its
+    slots after `now` is taken, so the change never fires a check-in twice nor skips a period:
+    the period keeps its number and only moves in time.
+    """
+    if pending_due <= now:
+        return pending_due
+    due = following_due(plan, origin)
+    while due <= now:
+        due = following_due(plan, due)
+    return due
+
+
+def checkin_id_for(tenant_id: str, goal_id: str, period: int) -> str:
+    """One check-in per goal and period, with the same id on every replica and every retry."""
+    return derived_event_id(f"{tenant_id}|{goal_id}|{period}", "checkin")
+
+
+def checkin_due_event_id(tenant_id: str, goal_id: str, period: int) -> str:
+    return derived_event_id(f"{tenant_id}|{goal_id}|{period}", "checkin-due")
+
+
+@dataclass(frozen=True)
+class CheckInWindow:
+    """The time rules of one check-in: when it counts as late and when it is missed."""
+
+    due_at: datetime
+    on_time_until: datetime
+    respond_by: datetime
+
+    @classmethod
+    def of(cls, due_at: datetime, on_time: timedelta, grace: timedelta) -> CheckInWindow:
+        return cls(due_at, due_at + on_time, due_at + max(grace, on_time))
+
+    def is_late(self, submitted_at: datetime) -> bool:
+        return submitted_at > self.on_time_until
+
+    def is_open(self, now: datetime) -> bool:
+        return now <= self.respond_by
+
+
+# -- Progress reviews and at-risk signals --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckInOutcome:
+    """What reviews and risk detection need of one settled check-in (no free text but tags)."""
+
+    period: int
+    due_at: datetime
+    completed: bool
+    confidence: int | None = None
+    kpi_values: dict[str, float] = field(default_factory=dict)
+    blockers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProgressReview:
+    """The numbers of a progress review over a run of check-ins."""
+
+    adherence: float
+    completed: int
+    due: int
+    confidence_trend: float | None
+    kpi_trends: dict[str, float]
+    recurring_blockers: list[str]
+    period_start: datetime
+    period_end: datetime
+
+
+def trend(values: Sequence[float]) -> float | None:
+    """Least-squares slope per check-in; None with fewer than two values."""
+    count = len(values)
+    if count < 2:
+        return None
+    mean_x = (count - 1) / 2
+    mean_y = sum(values) / count
+    spread = sum((x - mean_x) ** 2 for x in range(count))
+    return round(sum((x - mean_x) * (y - mean_y) for x, y in enumerate(values)) / spread, 4)
+
+
+def normalised_blocker(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def review_progress(outcomes: Sequence[CheckInOutcome]) -> ProgressReview:
+    """Adherence (completed / due), KPI and confidence trends, blockers named twice or more."""
+    if not outcomes:
+        raise ValueError("a review needs at least one settled check-in")
+    ordered = sorted(outcomes, key=lambda outcome: outcome.period)
+    completed = [outcome for outcome in ordered if outcome.completed]
+    confidences = [float(o.confidence) for o in completed if o.confidence is not None]
+    kpi_series: dict[str, list[float]] = {}
+    for outcome in completed:
+        for kpi_id, value in outcome.kpi_values.items():
+            kpi_series.setdefault(kpi_id, []).append(value)
+    kpi_trends = {kpi_id: slope for kpi_id, values in sorted(kpi_series.items())
+                  if (slope := trend(values)) is not None}
+    mentions = Counter(blocker for outcome in completed
+                       for blocker in {normalised_blocker(b) for b in outcome.blockers} if blocker)
+    return ProgressReview(
+        adherence=round(len(completed) / len(ordered), 4), completed=len(completed),
+        due=len(ordered), confidence_trend=trend(confidences), kpi_trends=kpi_trends,
+        recurring_blockers=sorted(b for b, n in mentions.items() if n >= 2),
+        period_start=ordered[0].due_at, period_end=ordered[-1].due_at)
+
+
+def review_due(period: int, every: int) -> bool:
+    """Whether settling this period completes a run of `every` check-ins."""
+    return every > 0 and period % every == 0
+
+
+class RiskReason(StrEnum):
+    MISSED_TWICE = "missed_twice"
+    CONFIDENCE_DROP = "confidence_drop"
+    KPI_OFF_TRACK = "kpi_off_track"
+
+
+# How far a KPI may lag behind the share of the goal's time that has passed.
+KPI_LAG_TOLERANCE = 0.3
+CONFIDENCE_DROP_POINTS = 2
+CONFIDENCE_LOOKBACK = 3
+
+
+def kpi_progress(kpi: KpiSpec, value: float) -> float:
+    """Share of the way from baseline to target (negative when moving away), clamped at 1."""
+    span = kpi.target - kpi.baseline
+    if span == 0:
+        return 1.0
+    # The sign of the span carries the direction: for a KPI that should go down the target is
+    # below the baseline, and a falling value is progress.
+    return min(1.0, (value - kpi.baseline) / span)
+
+
+def elapsed_share(start: date, due: date, at: datetime) -> float:
+    """Share of the goal's time that has passed at `at` (0..1)."""
+    total = (due - start).days
+    if total <= 0:
+        return 1.0
+    return min(1.0, max(0.0, (at.date() - start).days / total))
+
+
+def risk_reasons(outcomes: Sequence[CheckInOutcome], kpis: Sequence[KpiSpec],
+                 goal_start: date, goal_due: date) -> list[RiskReason]:
+    """Signs that a client may be disengaging, from the goal's settled check-ins.
+
+    Two missed check-ins in a row; confidence two or more points below a recent high; a KPI
+    whose latest reading is further behind its target than the goal's elapsed time allows,
+    or worse than its baseline.
+    """
+    ordered = sorted(outcomes, key=lambda outcome: outcome.period)
+    reasons: list[RiskReason] = []
+    if len(ordered) >= 2 and not ordered[-1].completed and not ordered[-2].completed:
+        reasons.append(RiskReason.MISSED_TWICE)
+    completed = [outcome for outcome in ordered if outcome.completed]
+    if completed and completed[-1].confidence is not None:
+        earlier = [o.confidence for o in completed[-1 - CONFIDENCE_LOOKBACK:-1]
+                   if o.confidence is not None]
+        if earlier and max(earlier) - completed[-1].confidence >= CONFIDENCE_DROP_POINTS:
+            reasons.append(RiskReason.CONFIDENCE_DROP)
+    if completed and _kpi_off_track(completed[-1], kpis, goal_start, goal_due):
+        reasons.append(RiskReason.KPI_OFF_TRACK)
+    return reasons
+
+
+def _kpi_off_track(latest: CheckInOutcome, kpis: Sequence[KpiSpec], goal_start: date,
+                   goal_due: date) -> bool:
+    expected = elapsed_share(goal_start, goal_due, latest.due_at)
+    for kpi in kpis:
+        value = latest.kpi_values.get(kpi.kpi_id)
+        if value is None:
+            continue
+        progress = kpi_progress(kpi, value)
+        if progress < 0 or progress < expected - KPI_LAG_TOLERANCE:
+            return True
+    return False
+
+
+# -- Program metrics ---------------------------------------------------------------------------
+
+
+def month_bounds(moment: datetime) -> tuple[datetime, datetime]:
+    """The UTC calendar month containing `moment`: [first instant, first instant of next)."""
+    start = datetime(moment.year, moment.month, 1, tzinfo=UTC)
+    days = calendar.monthrange(moment.year, moment.month)[1]
+    return start, start + timedelta(days=days)
+
+
+def completion_rate(completed: int, missed: int) -> float | None:
+    """Completed ÷ settled check-ins; None before any check-in was settled."""
+    settled = completed + missed
+    return round(completed / settled, 4) if settled else None

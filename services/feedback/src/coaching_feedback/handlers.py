@@ -1,0 +1,265 @@
+"""What the feedback service does with each event it consumes.
+
+Besides the goals and enrolment streams it reads its own: a check-in opens when its
+`CheckInDue` is consumed, and a settled check-in (`CheckInCompleted`, `CheckInMissed`) feeds
+the progress reviews and the at-risk detection. The scheduler's bulk writes so stay lean,
+and Kafka's at-least-once delivery guarantees that every published check-in gets opened.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from typing import Any
+
+from coaching_shared.contracts import (
+    CheckInCompleted,
+    CheckInDue,
+    CheckInMissed,
+    ClientAtRisk,
+    ClientEnrolled,
+    CoachAssigned,
+    GoalAbandoned,
+    GoalAchieved,
+    GoalSet,
+    KpiSpec,
+    ProgressReviewed,
+)
+from coaching_shared.events import EventMessage, derived_event_id
+from coaching_shared.membership import Membership
+from coaching_shared.messaging import EventContext
+from coaching_shared.service import ServiceRuntime
+
+from coaching_feedback.clock import Clock
+from coaching_feedback.domain import (
+    CheckInOutcome,
+    CheckInPlan,
+    CheckInWindow,
+    NoSlotAvailable,
+    first_due,
+    plan_origin,
+    rescheduled_due,
+    review_due,
+    review_progress,
+    risk_reasons,
+)
+from coaching_feedback.prompts import checkin_context, choose_prompts
+from coaching_feedback.repository import (
+    ACTIVE,
+    CANCELLED,
+    COMPLETED,
+    MISSED,
+    NO_LEASE,
+    OPEN,
+    FeedbackRepository,
+)
+from coaching_feedback.settings import FeedbackSettings
+
+SOURCE = "/coaching/feedback"
+DEFAULT_PLAN = "default"
+CLIENT_PLAN = "client"
+REPLAN_ATTEMPTS = 5
+# Check-ins looked back on for at-risk signals (two misses in a row, a confidence drop).
+RISK_LOOKBACK = 4
+
+log = logging.getLogger(__name__)
+
+
+def outcome_of(checkin: dict[str, Any]) -> CheckInOutcome:
+    """The numbers of a settled check-in document, for reviews and risk detection."""
+    submission = checkin.get("submission") or {}
+    return CheckInOutcome(
+        period=checkin["period"], due_at=checkin["due_at"],
+        completed=checkin["status"] == COMPLETED, confidence=submission.get("confidence"),
+        kpi_values={r["kpi_id"]: r["value"] for r in submission.get("kpi_readings", [])},
+        blockers=tuple(submission.get("blockers", [])))
+
+
+def stored_plan(plan: CheckInPlan) -> dict[str, Any]:
+    return plan.model_dump(mode="json")
+
+
+class ScheduleEnded(Exception):
+    """The goal's check-ins have ended; its plan can no longer change."""
+
+
+class ScheduleBusy(Exception):
+    """The schedule kept changing under a plan change; the caller may retry."""
+
+
+async def replan_schedule(repository: FeedbackRepository, schedule: dict[str, Any],
+                          plan: CheckInPlan, clock: Clock,
+                          plan_source: str = CLIENT_PLAN) -> dict[str, Any]:
+    """Put a new plan on an active schedule without firing or dropping a check-in.
+
+    Raises ScheduleEnded, NoSlotAvailable (skip windows cover everything) or ScheduleBusy.
+    """
+    for _ in range(REPLAN_ATTEMPTS):
+        if schedule["status"] != ACTIVE:
+            raise ScheduleEnded(schedule.get("ended_reason") or "ended")
+        origin = schedule.get("previous_due_at") or schedule["origin_at"]
+        next_due = rescheduled_due(plan, origin, schedule["next_due_at"], clock.now())
+        updated = await repository.replan(schedule, stored_plan(plan), plan_source, next_due)
+        if updated is not None:
+            return updated
+        # The sweep advanced it or someone else changed it meanwhile: plan from the fresh copy.
+        fresh = await repository.schedule(schedule["tenant_id"], schedule["goal_id"])
+        if fresh is None:
+            raise ScheduleEnded("erased")
+        schedule = fresh
+    raise ScheduleBusy("the schedule keeps changing; retry")
+
+
+class FeedbackHandlers:
+    def __init__(self, repository: FeedbackRepository, membership: Membership,
+                 settings: FeedbackSettings, clock: Clock, runtime: ServiceRuntime) -> None:
+        self.repository = repository
+        self.membership = membership
+        self.settings = settings
+        self.clock = clock
+        self.runtime = runtime
+
+    async def client_enrolled(self, event: ClientEnrolled, context: EventContext) -> None:
+        """Keep the client's timezone; goals planned before it was known move to it."""
+        await self.repository.remember_timezone(event.tenant_id, event.client_id,
+                                                context.message.id, event.timezone)
+        for schedule in await self.repository.schedules_of(event.tenant_id, event.client_id,
+                                                           ACTIVE):
+            plan = CheckInPlan.model_validate(schedule["plan"])
+            if schedule.get("plan_source") == DEFAULT_PLAN and plan.timezone != event.timezone:
+                await replan_schedule(self.repository, schedule,
+                                      plan.model_copy(update={"timezone": event.timezone}),
+                                      self.clock, DEFAULT_PLAN)
+
+    async def coach_assigned(self, event: CoachAssigned, context: EventContext) -> None:
+        await self.repository.reassign_coach(event.tenant_id, event.client_id,
+                                             event.coach.coach_id)
+
+    async def goal_set(self, event: GoalSet, context: EventContext) -> None:
+        """Plan the goal's check-ins from the client's preferences (or the defaults)."""
+        plan, plan_source = await self.client_plan(event.tenant_id, event.client_id)
+        planned_at = self.clock.now()
+        try:
+            next_due = first_due(plan, planned_at, event.start_date)
+        except NoSlotAvailable:
+            log.warning("skip windows leave no slot; planning the goal without them")
+            plan = plan.model_copy(update={"skip_windows": ()})
+            next_due = first_due(plan, planned_at, event.start_date)
+        coach_id = event.coach_id or await self.membership.coach_of(event.tenant_id,
+                                                                    event.client_id)
+        goal = {"client_id": event.client_id, "coach_id": coach_id, "title": event.title,
+                "goal_start": event.start_date.isoformat(),
+                "goal_due": event.due_date.isoformat(),
+                "kpis": [kpi.model_dump(mode="json") for kpi in event.kpis]}
+        schedule = {"status": ACTIVE, "plan": stored_plan(plan), "plan_source": plan_source,
+                    "planned_at": planned_at,
+                    "origin_at": plan_origin(plan, planned_at, event.start_date),
+                    "previous_due_at": None, "next_period": 1, "next_due_at": next_due,
+                    "lease_until": NO_LEASE, "revision": 0}
+        await self.repository.plan_schedule(event.tenant_id, event.goal_id, context.message.id,
+                                            goal, schedule)
+
+    async def client_plan(self, tenant_id: str, client_id: str) -> tuple[CheckInPlan, str]:
+        """The client's stated check-in preferences, else the defaults in their timezone."""
+        preferences = await self.repository.preferences_of(tenant_id, client_id) or {}
+        if preferences.get("plan"):
+            return CheckInPlan.model_validate(preferences["plan"]), CLIENT_PLAN
+        return self.settings.default_plan(preferences.get("timezone", "UTC")), DEFAULT_PLAN
+
+    async def goal_achieved(self, event: GoalAchieved, context: EventContext) -> None:
+        await self._end_goal(event.tenant_id, event.goal_id, "achieved", event.achieved_at)
+
+    async def goal_abandoned(self, event: GoalAbandoned, context: EventContext) -> None:
+        await self._end_goal(event.tenant_id, event.goal_id, "abandoned", event.abandoned_at)
+
+    async def _end_goal(self, tenant_id: str, goal_id: str, reason: str,
+                        ended_at: datetime) -> None:
+        """No more check-ins for the goal: the schedule ends and open ones are withdrawn."""
+        await self.repository.end_schedule(tenant_id, goal_id, reason, ended_at)
+        await self.repository.cancel_open_checkins(tenant_id, goal_id)
+
+    async def checkin_due(self, event: CheckInDue, context: EventContext) -> None:
+        """Open the check-in the scheduler announced, with its reflection prompts."""
+        schedule = await self.repository.schedule(event.tenant_id, event.goal_id)
+        if schedule is None:
+            return  # the goal's data was erased; nothing to open
+        previous = await self.repository.checkin_of_period(event.tenant_id, event.goal_id,
+                                                           event.period - 1)
+        reflection_context = checkin_context(
+            event.period, previous is not None and previous["status"] == MISSED)
+        window = CheckInWindow.of(event.due_at, self.settings.on_time, self.settings.grace)
+        await self.repository.open_checkin(event.tenant_id, event.checkin_id,
+                                           context.message.id, {
+            "client_id": event.client_id, "goal_id": event.goal_id, "period": event.period,
+            "due_at": event.due_at, "on_time_until": window.on_time_until,
+            "respond_by": event.respond_by, "coach_id": schedule.get("coach_id"),
+            "status": OPEN if schedule["status"] == ACTIVE else CANCELLED,
+            "reflection_context": reflection_context.value,
+            "prompt_ids": [p.prompt_id for p in choose_prompts(reflection_context,
+                                                               event.period)],
+            "lease_until": NO_LEASE})
+
+    async def checkin_settled(self, event: CheckInCompleted | CheckInMissed,
+                              context: EventContext) -> None:
+        """A completed or missed check-in: look for risk signals; review every N check-ins."""
+        schedule = await self.repository.schedule(event.tenant_id, event.goal_id)
+        if schedule is None:
+            return
+        kpis = [KpiSpec.model_validate(kpi) for kpi in schedule.get("kpis", [])]
+        recent = await self.repository.settled_checkins(
+            event.tenant_id, event.goal_id, from_period=max(1, event.period - RISK_LOOKBACK),
+            to_period=event.period)
+        reasons = risk_reasons([outcome_of(c) for c in recent], kpis,
+                               date.fromisoformat(schedule["goal_start"]),
+                               date.fromisoformat(schedule["goal_due"]))
+        if reasons:
+            await self._flag_risk(event, context, schedule, [r.value for r in reasons])
+        every = self.settings.review_every_checkins
+        if review_due(event.period, every):
+            await self._review(event, context, schedule, event.period - every + 1)
+
+    async def _flag_risk(self, event: CheckInCompleted | CheckInMissed, context: EventContext,
+                         schedule: dict[str, Any], reasons: list[str]) -> None:
+        detected_at = self.clock.now()
+        at_risk = ClientAtRisk(tenant_id=event.tenant_id, client_id=event.client_id,
+                               coach_id=schedule.get("coach_id"), goal_id=event.goal_id,
+                               reasons=reasons, detected_at=detected_at)
+        message = EventMessage.wrap(at_risk, SOURCE,
+                                    event_id=derived_event_id(context.message.id, "at-risk"))
+        document = await self.repository.flag_risk(
+            event.tenant_id, derived_event_id(context.message.id, "risk-signal"),
+            context.message.id,
+            {"client_id": event.client_id, "goal_id": event.goal_id, "reasons": reasons,
+             "detected_at": detected_at, "period": event.period,
+             "coach_id": schedule.get("coach_id")}, message)
+        await self.runtime.relay_document(self.repository.risk_signals, document)
+
+    async def _review(self, event: CheckInCompleted | CheckInMissed, context: EventContext,
+                      schedule: dict[str, Any], from_period: int) -> None:
+        settled = await self.repository.settled_checkins(event.tenant_id, event.goal_id,
+                                                         from_period, event.period)
+        if not settled:
+            return
+        review = review_progress([outcome_of(c) for c in settled])
+        review_id = derived_event_id(f"{event.tenant_id}|{event.goal_id}|{event.period}",
+                                     "progress-review")
+        reviewed = ProgressReviewed(
+            tenant_id=event.tenant_id, client_id=event.client_id, review_id=review_id,
+            goal_id=event.goal_id, period_start=review.period_start,
+            period_end=review.period_end, adherence=review.adherence,
+            confidence_trend=review.confidence_trend, checkins_due=review.due,
+            checkins_completed=review.completed, kpi_trends=review.kpi_trends,
+            coach_id=schedule.get("coach_id"))
+        message = EventMessage.wrap(reviewed, SOURCE,
+                                    event_id=derived_event_id(review_id, "progress-reviewed"))
+        document = await self.repository.record_review(event.tenant_id, review_id,
+                                                       context.message.id, {
+            "client_id": event.client_id, "goal_id": event.goal_id,
+            "coach_id": schedule.get("coach_id"), "from_period": from_period,
+            "to_period": event.period, "period_start": review.period_start,
+            "period_end": review.period_end, "adherence": review.adherence,
+            "checkins_due": review.due, "checkins_completed": review.completed,
+            "confidence_trend": review.confidence_trend, "kpi_trends": review.kpi_trends,
+            "recurring_blockers": review.recurring_blockers, "coach_notes": None,
+            "reviewed_at": self.clock.now()}, message)
+        await self.runtime.relay_document(self.repository.reviews, document)

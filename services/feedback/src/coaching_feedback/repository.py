@@ -1,0 +1,342 @@
+"""Every MongoDB query of the feedback service."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from coaching_shared.events import EventMessage, utc_now
+from coaching_shared.mongo import IndexSpec, apply_once
+from coaching_shared.outbox_batch import PublishOnce
+from pymongo import ReturnDocument, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+PREFERENCES = "checkin_preferences"
+SCHEDULES = "checkin_schedules"
+CHECKINS = "checkins"
+REFLECTIONS = "reflections"
+REVIEWS = "progress_reviews"
+FEEDBACK = "coach_feedback"
+PUBLISHED = "published_events"
+RISK_SIGNALS = "risk_signals"
+
+ACTIVE = "active"
+ENDED = "ended"
+OPEN = "open"
+COMPLETED = "completed"
+MISSED = "missed"
+CANCELLED = "cancelled"
+SETTLED = (COMPLETED, MISSED)
+# "Never leased": a real instant, because a missing field would not compare with $lte.
+NO_LEASE = datetime(1970, 1, 1, tzinfo=UTC)
+
+INDEXES = [
+    IndexSpec(PREFERENCES, [("tenant_id", 1), ("client_id", 1)], unique=True),
+    IndexSpec(SCHEDULES, [("tenant_id", 1), ("goal_id", 1)], unique=True),
+    IndexSpec(SCHEDULES, [("tenant_id", 1), ("client_id", 1)]),
+    # The due sweep looks across tenants: platform work, like the outbox sweep.
+    IndexSpec(SCHEDULES, [("status", 1), ("next_due_at", 1)], system=True),
+    IndexSpec(CHECKINS, [("tenant_id", 1), ("checkin_id", 1)], unique=True),
+    IndexSpec(CHECKINS, [("tenant_id", 1), ("client_id", 1), ("due_at", 1)]),
+    IndexSpec(CHECKINS, [("tenant_id", 1), ("goal_id", 1), ("period", 1)]),
+    IndexSpec(CHECKINS, [("status", 1), ("respond_by", 1)], system=True),
+    IndexSpec(REFLECTIONS, [("tenant_id", 1), ("reflection_id", 1)], unique=True),
+    IndexSpec(REFLECTIONS, [("tenant_id", 1), ("client_id", 1), ("created_at", 1)]),
+    IndexSpec(REVIEWS, [("tenant_id", 1), ("review_id", 1)], unique=True),
+    IndexSpec(REVIEWS, [("tenant_id", 1), ("client_id", 1), ("period_end", 1)]),
+    IndexSpec(FEEDBACK, [("tenant_id", 1), ("feedback_id", 1)], unique=True),
+    IndexSpec(FEEDBACK, [("tenant_id", 1), ("client_id", 1), ("given_at", 1)]),
+    IndexSpec(RISK_SIGNALS, [("tenant_id", 1), ("signal_id", 1)], unique=True),
+    IndexSpec(RISK_SIGNALS, [("tenant_id", 1), ("client_id", 1), ("detected_at", 1)]),
+    *PublishOnce.indexes(PUBLISHED),
+]
+# Each outbox collection's documents carry one kind of outgoing event, so a writer relaying a
+# document never publishes another writer's fresh entries (the schedules' CheckInDue go through
+# the scheduler's publish-once relay only).
+OUTBOX_COLLECTIONS = [SCHEDULES, CHECKINS, REVIEWS, FEEDBACK, RISK_SIGNALS]
+PERSONAL_COLLECTIONS = [PREFERENCES, SCHEDULES, CHECKINS, REFLECTIONS, REVIEWS, FEEDBACK,
+                        RISK_SIGNALS, PUBLISHED]
+
+
+@dataclass(frozen=True)
+class LeasedTransition:
+    """One claimed document's guarded change plus the events it emits (a sweep's output)."""
+
+    document_id: Any
+    guard: Mapping[str, Any]
+    update: Mapping[str, Any]
+    outbox: Sequence[EventMessage]
+
+
+class FeedbackRepository:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.preferences = db[PREFERENCES]
+        self.schedules = db[SCHEDULES]
+        self.checkins = db[CHECKINS]
+        self.reflections = db[REFLECTIONS]
+        self.reviews = db[REVIEWS]
+        self.feedback = db[FEEDBACK]
+        self.risk_signals = db[RISK_SIGNALS]
+        self.publish_once = PublishOnce(db[PUBLISHED])
+
+    # -- preferences -----------------------------------------------------------------------
+
+    async def remember_timezone(self, tenant_id: str, client_id: str, cause_id: str,
+                                timezone: str) -> None:
+        """The client's timezone from their enrolment, the base of their check-in times."""
+        await apply_once(self.preferences, {"tenant_id": tenant_id, "client_id": client_id},
+                         cause_id, {"$set": {"timezone": timezone}})
+
+    async def preferences_of(self, tenant_id: str, client_id: str) -> dict[str, Any] | None:
+        return await self.preferences.find_one({"tenant_id": tenant_id, "client_id": client_id})
+
+    async def save_preferences(self, tenant_id: str, client_id: str,
+                               plan: Mapping[str, Any]) -> None:
+        await self.preferences.update_one(
+            {"tenant_id": tenant_id, "client_id": client_id},
+            {"$set": {"plan": dict(plan), "timezone": plan["timezone"]}}, upsert=True)
+
+    # -- schedules -------------------------------------------------------------------------
+
+    async def plan_schedule(self, tenant_id: str, goal_id: str, cause_id: str,
+                            goal: Mapping[str, Any], schedule: Mapping[str, Any]) -> None:
+        """Create the goal's schedule once; a repeated GoalSet refreshes the goal's facts."""
+        await apply_once(self.schedules, {"tenant_id": tenant_id, "goal_id": goal_id}, cause_id,
+                         {"$set": dict(goal), "$setOnInsert": dict(schedule)})
+
+    async def end_schedule(self, tenant_id: str, goal_id: str, reason: str,
+                           ended_at: datetime) -> bool:
+        """Stop a goal's check-ins (no upsert: a goal without schedule has nothing to end)."""
+        result = await self.schedules.update_one(
+            {"tenant_id": tenant_id, "goal_id": goal_id, "status": ACTIVE},
+            {"$set": {"status": ENDED, "ended_reason": reason, "ended_at": ended_at,
+                      "lease_until": NO_LEASE}})
+        return result.modified_count == 1
+
+    async def reassign_coach(self, tenant_id: str, client_id: str, coach_id: str) -> None:
+        """Later check-in events name the client's new coach."""
+        await self.schedules.update_many({"tenant_id": tenant_id, "client_id": client_id},
+                                         {"$set": {"coach_id": coach_id}})
+
+    async def schedule(self, tenant_id: str, goal_id: str) -> dict[str, Any] | None:
+        return await self.schedules.find_one({"tenant_id": tenant_id, "goal_id": goal_id})
+
+    async def schedules_of(self, tenant_id: str, client_id: str,
+                           status: str | None = None) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {"tenant_id": tenant_id, "client_id": client_id}
+        if status:
+            query["status"] = status
+        return await self.schedules.find(query).sort("goal_id", 1).to_list()
+
+    async def replan(self, schedule: Mapping[str, Any], plan: Mapping[str, Any],
+                     plan_source: str, next_due_at: datetime) -> dict[str, Any] | None:
+        """Change an active schedule's plan unless it changed meanwhile (optimistic revision).
+
+        The revision bump makes a sweep that claimed the schedule before the change give up
+        its advance; the period guard makes a change computed before an advance give up; the
+        lease is dropped so the next sweep sees the new plan at once.
+        """
+        return await self.schedules.find_one_and_update(
+            {"_id": schedule["_id"], "revision": schedule["revision"],
+             "next_period": schedule["next_period"], "status": ACTIVE},
+            {"$set": {"plan": dict(plan), "plan_source": plan_source,
+                      "next_due_at": next_due_at, "lease_until": NO_LEASE},
+             "$inc": {"revision": 1}},
+            return_document=ReturnDocument.AFTER)
+
+    async def flag_risk(self, tenant_id: str, signal_id: str, cause_id: str,
+                        risk: Mapping[str, Any], event: EventMessage) -> dict[str, Any] | None:
+        """Record an at-risk signal with its ClientAtRisk, once per cause."""
+        return await apply_once(self.risk_signals,
+                                {"tenant_id": tenant_id, "signal_id": signal_id}, cause_id,
+                                {"$setOnInsert": dict(risk)}, outbox=[event])
+
+    async def risk_signals_of(self, tenant_id: str, client_id: str) -> list[dict[str, Any]]:
+        return await self.risk_signals.find({"tenant_id": tenant_id, "client_id": client_id}
+                                            ).sort("detected_at", -1).limit(50).to_list()
+
+    # -- leased sweeps (due check-ins, missed check-ins) -------------------------------------
+
+    async def claim(self, collection: AsyncCollection, due: Mapping[str, Any], sort_field: str,
+                    owner: str, lease: timedelta, batch: int) -> list[dict[str, Any]]:
+        """Lease up to `batch` documents matching `due` whose lease has run out.
+
+        Each document is claimed by its own atomic single-document update whose filter repeats
+        the due condition and the lease expiry, so of several replicas racing for a document
+        exactly one gets it; one `update_many` does a whole batch in one round trip.
+        """
+        now = utc_now()
+        claimable = {**due, "lease_until": {"$lte": now}}
+        candidates = await collection.find(claimable, {"_id": 1}).sort(
+            sort_field, 1).limit(batch).to_list()
+        if not candidates:
+            return []
+        ids = [candidate["_id"] for candidate in candidates]
+        await collection.update_many({**claimable, "_id": {"$in": ids}},
+                                     {"$set": {"lease_owner": owner, "lease_until": now + lease}})
+        return await collection.find({"_id": {"$in": ids}, "lease_owner": owner}).to_list()
+
+    async def apply_transitions(self, collection: AsyncCollection,
+                                transitions: Sequence[LeasedTransition],
+                                outbox_lease: timedelta) -> int:
+        """Write each claimed document's change and outgoing events in one single-document
+        update per document, all in one bulk round trip; returns how many were written.
+
+        Guards (lease owner, revision, period, status) make a stale claimer's write miss.
+        """
+        if not transitions:
+            return 0
+        outbox_until = utc_now() + outbox_lease
+        operations = []
+        for transition in transitions:
+            update = {operator: dict(fields) for operator, fields in transition.update.items()}
+            if transition.outbox:
+                update.setdefault("$set", {}).update(outbox_pending=True,
+                                                     outbox_lease_until=outbox_until)
+                # $addToSet: two writers racing with the same (deterministic) event add
+                # one entry, not two.
+                update["$addToSet"] = {"outbox": {"$each": [m.to_document()
+                                                            for m in transition.outbox]}}
+            operations.append(UpdateOne({"_id": transition.document_id, **transition.guard},
+                                        update))
+        result = await collection.bulk_write(operations, ordered=False)
+        return result.modified_count
+
+    # -- check-ins -------------------------------------------------------------------------
+
+    async def open_checkin(self, tenant_id: str, checkin_id: str, cause_id: str,
+                           checkin: Mapping[str, Any]) -> None:
+        """Record a check-in that fell due (once, whatever the redeliveries)."""
+        await apply_once(self.checkins, {"tenant_id": tenant_id, "checkin_id": checkin_id},
+                         cause_id, {"$setOnInsert": dict(checkin)})
+
+    async def checkin(self, tenant_id: str, checkin_id: str) -> dict[str, Any] | None:
+        return await self.checkins.find_one({"tenant_id": tenant_id, "checkin_id": checkin_id})
+
+    async def checkin_of_period(self, tenant_id: str, goal_id: str,
+                                period: int) -> dict[str, Any] | None:
+        return await self.checkins.find_one(
+            {"tenant_id": tenant_id, "goal_id": goal_id, "period": period})
+
+    async def complete_checkin(self, tenant_id: str, checkin_id: str, cause_id: str,
+                               fields: Mapping[str, Any],
+                               event: EventMessage) -> dict[str, Any] | None:
+        """Close an open check-in with the client's submission and CheckInCompleted.
+
+        Only an open check-in matches; a missed or completed one makes the guarded upsert
+        collide with the unique index, so nothing changes and None comes back.
+        """
+        return await apply_once(
+            self.checkins, {"tenant_id": tenant_id, "checkin_id": checkin_id, "status": OPEN},
+            cause_id, {"$set": {**fields, "status": COMPLETED}}, outbox=[event])
+
+    async def cancel_open_checkins(self, tenant_id: str, goal_id: str) -> int:
+        result = await self.checkins.update_many(
+            {"tenant_id": tenant_id, "goal_id": goal_id, "status": OPEN},
+            {"$set": {"status": CANCELLED}})
+        return result.modified_count
+
+    async def checkins_of(self, tenant_id: str, client_id: str, status: str | None = None,
+                          limit: int = 100) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {"tenant_id": tenant_id, "client_id": client_id}
+        if status:
+            query["status"] = status
+        return await self.checkins.find(query).sort("due_at", -1).limit(limit).to_list()
+
+    async def settled_checkins(self, tenant_id: str, goal_id: str, from_period: int = 1,
+                               to_period: int | None = None) -> list[dict[str, Any]]:
+        period: dict[str, Any] = {"$gte": from_period}
+        if to_period is not None:
+            period["$lte"] = to_period
+        return await self.checkins.find(
+            {"tenant_id": tenant_id, "goal_id": goal_id, "period": period,
+             "status": {"$in": list(SETTLED)}}).sort("period", 1).to_list()
+
+    # -- reflections -----------------------------------------------------------------------
+
+    async def store_reflections(self, reflections: Sequence[Mapping[str, Any]]) -> None:
+        """Insert answers once: their ids derive from the command, so a retry adds nothing."""
+        if not reflections:
+            return
+        try:
+            await self.reflections.insert_many([dict(r) for r in reflections], ordered=False)
+        except BulkWriteError as error:
+            if any(e.get("code") != 11000 for e in error.details.get("writeErrors", [])):
+                raise
+
+    async def reflection(self, tenant_id: str, reflection_id: str) -> dict[str, Any] | None:
+        return await self.reflections.find_one(
+            {"tenant_id": tenant_id, "reflection_id": reflection_id})
+
+    async def reflections_of(self, tenant_id: str, client_id: str,
+                             checkin_id: str | None = None) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {"tenant_id": tenant_id, "client_id": client_id}
+        if checkin_id:
+            query["checkin_id"] = checkin_id
+        return await self.reflections.find(query).sort("created_at", 1).to_list()
+
+    async def share_reflection(self, tenant_id: str, reflection_id: str,
+                               shared_with: Sequence[str]) -> dict[str, Any] | None:
+        return await self.reflections.find_one_and_update(
+            {"tenant_id": tenant_id, "reflection_id": reflection_id},
+            {"$set": {"shared_with": list(shared_with)}}, return_document=ReturnDocument.AFTER)
+
+    # -- reviews and feedback --------------------------------------------------------------
+
+    async def record_review(self, tenant_id: str, review_id: str, cause_id: str,
+                            review: Mapping[str, Any],
+                            event: EventMessage) -> dict[str, Any] | None:
+        return await apply_once(self.reviews, {"tenant_id": tenant_id, "review_id": review_id},
+                                cause_id, {"$setOnInsert": dict(review)}, outbox=[event])
+
+    async def review(self, tenant_id: str, review_id: str) -> dict[str, Any] | None:
+        return await self.reviews.find_one({"tenant_id": tenant_id, "review_id": review_id})
+
+    async def reviews_of(self, tenant_id: str, client_id: str) -> list[dict[str, Any]]:
+        return await self.reviews.find({"tenant_id": tenant_id, "client_id": client_id}).sort(
+            "period_end", 1).to_list()
+
+    async def annotate_review(self, tenant_id: str, review_id: str,
+                              notes: str, noted_at: datetime) -> dict[str, Any] | None:
+        return await self.reviews.find_one_and_update(
+            {"tenant_id": tenant_id, "review_id": review_id},
+            {"$set": {"coach_notes": notes, "noted_at": noted_at}},
+            return_document=ReturnDocument.AFTER)
+
+    async def record_feedback(self, tenant_id: str, feedback_id: str, cause_id: str,
+                              feedback: Mapping[str, Any],
+                              event: EventMessage) -> dict[str, Any] | None:
+        return await apply_once(self.feedback, {"tenant_id": tenant_id,
+                                                "feedback_id": feedback_id},
+                                cause_id, {"$setOnInsert": dict(feedback)}, outbox=[event])
+
+    async def feedback_of(self, tenant_id: str, client_id: str) -> list[dict[str, Any]]:
+        return await self.feedback.find({"tenant_id": tenant_id, "client_id": client_id}).sort(
+            "given_at", 1).to_list()
+
+    # -- program metrics (aggregates only) -------------------------------------------------
+
+    async def checkin_counts(self, tenant_id: str) -> dict[str, int]:
+        """How many check-ins are in each status."""
+        counts = {}
+        for status in (OPEN, COMPLETED, MISSED, CANCELLED):
+            counts[status] = await self.checkins.count_documents(
+                {"tenant_id": tenant_id, "status": status})
+        return counts
+
+    async def engaged_clients(self, tenant_id: str, since: datetime, until: datetime) -> int:
+        """Distinct clients who completed a check-in in [since, until)."""
+        cursor = await self.checkins.aggregate([
+            {"$match": {"tenant_id": tenant_id, "status": COMPLETED,
+                        "completed_at": {"$gte": since, "$lt": until}}},
+            {"$group": {"_id": "$client_id"}},
+            {"$count": "clients"}])
+        rows = await cursor.to_list()
+        return rows[0]["clients"] if rows else 0
+
+    async def review_count(self, tenant_id: str) -> int:
+        return await self.reviews.count_documents({"tenant_id": tenant_id})

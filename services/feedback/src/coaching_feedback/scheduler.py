@@ -1,0 +1,193 @@
+"""The durable check-in scheduler: publishes CheckInDue and CheckInMissed from the database.
+
+No timer in memory decides anything: the schedules and check-ins in MongoDB are the truth,
+and every replica runs the same sweep over them.
+
+One sweep round, for a batch of due documents:
+1. claim: one `update_many` leases the batch; each document's claim is its own atomic
+   update filtered on "due" and "lease expired", so a document goes to one replica only;
+2. transition: one bulk write of single-document updates, each advancing the schedule to its
+   next period (or marking the check-in missed) *and* pushing the outgoing events into the
+   document's outbox, guarded by lease owner, revision and period, so a stale claimer's write
+   (its lease ran out and another replica took over) changes nothing;
+3. relay: the outboxes of the batch are published pipelined and cleared.
+
+Event ids derive from goal and period (or check-in), so a crash between steps 2 and 3 (the
+outbox sweep relays later) or a replayed batch never yields a second, different event. After
+downtime the first rounds find everything that fell due meanwhile and catch up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from coaching_shared.contracts import CheckInDue, CheckInMissed
+from coaching_shared.events import EventMessage, derived_event_id, utc_now
+from coaching_shared.messaging import TRANSIENT_ERRORS, EventPublisher
+from coaching_shared.outbox_batch import relay_documents
+from pymongo.asynchronous.collection import AsyncCollection
+
+from coaching_feedback.clock import Clock
+from coaching_feedback.domain import (
+    CheckInPlan,
+    CheckInWindow,
+    NoSlotAvailable,
+    checkin_due_event_id,
+    checkin_id_for,
+    fallen_due,
+)
+from coaching_feedback.handlers import SOURCE
+from coaching_feedback.repository import (
+    ACTIVE,
+    ENDED,
+    MISSED,
+    NO_LEASE,
+    OPEN,
+    FeedbackRepository,
+    LeasedTransition,
+)
+from coaching_feedback.settings import FeedbackSettings
+
+log = logging.getLogger(__name__)
+LEDGER_KEPT = timedelta(days=1)
+LEDGER_TRIM_SECONDS = 3600.0
+
+
+def schedule_advance(schedule: dict[str, Any], owner: str, now: datetime,
+                     settings: FeedbackSettings) -> LeasedTransition:
+    """The claimed schedule's move past every period due by `now`, with its CheckInDue events."""
+    guard = {"lease_owner": owner, "revision": schedule["revision"],
+             "next_period": schedule["next_period"], "status": ACTIVE}
+    try:
+        plan = CheckInPlan.model_validate(schedule["plan"])
+        due_times, next_due = fallen_due(plan, schedule["next_due_at"], now,
+                                         settings.scheduler_max_catch_up)
+    except NoSlotAvailable:
+        log.warning("schedule has no slot left; ending it")
+        return LeasedTransition(schedule["_id"], guard, {"$set": {
+            "status": ENDED, "ended_reason": "no_slot", "lease_until": NO_LEASE}}, [])
+    tenant_id, goal_id = schedule["tenant_id"], schedule["goal_id"]
+    events = []
+    for offset, due_at in enumerate(due_times):
+        period = schedule["next_period"] + offset
+        window = CheckInWindow.of(due_at, settings.on_time, settings.grace)
+        due = CheckInDue(tenant_id=tenant_id, client_id=schedule["client_id"],
+                         checkin_id=checkin_id_for(tenant_id, goal_id, period),
+                         goal_id=goal_id, period=period, due_at=due_at,
+                         respond_by=window.respond_by, coach_id=schedule.get("coach_id"))
+        # Id and time derive from goal and period: every computation of it is the same entry.
+        events.append(EventMessage.wrap(
+            due, SOURCE, event_id=checkin_due_event_id(tenant_id, goal_id, period),
+            time=due_at))
+    changes: dict[str, Any] = {"next_due_at": next_due, "lease_until": NO_LEASE,
+                               "next_period": schedule["next_period"] + len(due_times)}
+    if due_times:
+        changes["previous_due_at"] = due_times[-1]
+    return LeasedTransition(schedule["_id"], guard, {"$set": changes}, events)
+
+
+def checkin_missed(checkin: dict[str, Any], owner: str, now: datetime) -> LeasedTransition:
+    """The claimed check-in's grace period is over: it is missed, with CheckInMissed."""
+    missed = CheckInMissed(tenant_id=checkin["tenant_id"], client_id=checkin["client_id"],
+                           checkin_id=checkin["checkin_id"], goal_id=checkin["goal_id"],
+                           period=checkin["period"], due_at=checkin["due_at"],
+                           coach_id=checkin.get("coach_id"))
+    message = EventMessage.wrap(missed, SOURCE,
+                                event_id=derived_event_id(checkin["checkin_id"], "missed"),
+                                time=checkin["respond_by"])
+    return LeasedTransition(checkin["_id"], {"lease_owner": owner, "status": OPEN},
+                            {"$set": {"status": MISSED, "missed_at": now,
+                                      "lease_until": NO_LEASE}}, [message])
+
+
+class CheckInScheduler:
+    """Runs the due and missed sweeps in the background of every replica."""
+
+    def __init__(self, repository: FeedbackRepository, publisher: EventPublisher,
+                 settings: FeedbackSettings, clock: Clock) -> None:
+        self.repository = repository
+        self.publisher = publisher
+        self.settings = settings
+        self.clock = clock
+        self._lease = timedelta(seconds=settings.scheduler_lease_seconds)
+        self._outbox_lease = timedelta(seconds=settings.outbox_lease_seconds)
+        self._task: asyncio.Task[None] | None = None
+
+    async def publish_due_checkins(self) -> int:
+        """One round of the due sweep; returns how many schedules it claimed."""
+        now = self.clock.now()
+        return await self._sweep(
+            self.repository.schedules, {"status": ACTIVE, "next_due_at": {"$lte": now}},
+            "next_due_at", lambda document, owner: schedule_advance(document, owner, now,
+                                                                   self.settings))
+
+    async def publish_missed_checkins(self) -> int:
+        """One round of the missed sweep; returns how many check-ins it claimed."""
+        now = self.clock.now()
+        return await self._sweep(
+            self.repository.checkins, {"status": OPEN, "respond_by": {"$lt": now}},
+            "respond_by", lambda document, owner: checkin_missed(document, owner, now))
+
+    async def _sweep(self, collection: AsyncCollection, due: dict[str, Any], sort_field: str,
+                     transition_of: Any) -> int:
+        owner = uuid.uuid4().hex
+        claimed = await self.repository.claim(collection, due, sort_field, owner, self._lease,
+                                              self.settings.scheduler_batch_size)
+        if not claimed:
+            return 0
+        transitions = [transition_of(document, owner) for document in claimed]
+        written = await self.repository.apply_transitions(collection, transitions,
+                                                          self._outbox_lease)
+        # Only what this round still holds: a document another replica took over meanwhile
+        # is that replica's to relay.
+        published = await relay_documents(self.publisher, collection,
+                                          [t.document_id for t in transitions],
+                                          still={"lease_owner": owner},
+                                          once=self.repository.publish_once)
+        log.info("sweep of %s: claimed %d, changed %d, published %d event(s)",
+                 collection.name, len(claimed), written, published)
+        return len(claimed)
+
+    async def run_once(self) -> int:
+        """Both sweeps once; returns the documents claimed (0 when nothing was due)."""
+        return await self.publish_due_checkins() + await self.publish_missed_checkins()
+
+    async def forget_published(self) -> int:
+        """Trim the publish-once ledger: a day covers any relay still in flight."""
+        return await self.repository.publish_once.forget(utc_now() - LEDGER_KEPT)
+
+    async def run(self, ready: asyncio.Event) -> None:
+        """Sweep until cancelled: back to back while work is waiting, else every interval."""
+        await ready.wait()
+        last_trim = 0.0
+        while True:
+            claimed = 0
+            try:
+                claimed = await self.run_once()
+                if time.monotonic() - last_trim > LEDGER_TRIM_SECONDS:
+                    await self.forget_published()
+                    last_trim = time.monotonic()
+            except TRANSIENT_ERRORS as error:
+                log.warning("scheduler waiting for infrastructure: %s", type(error).__name__)
+            except Exception:
+                log.exception("scheduler round failed")
+            if claimed < self.settings.scheduler_batch_size:
+                await asyncio.sleep(self.settings.scheduler_interval_seconds)
+
+    def start(self, ready: asyncio.Event) -> None:
+        if self._task is None and self.settings.scheduler_enabled:
+            self._task = asyncio.create_task(self.run(ready), name="checkin-scheduler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None

@@ -1,0 +1,121 @@
+"""Relaying the embedded outboxes of many documents at once (batch writers such as schedulers).
+
+`OutboxRelay.relay_document` publishes one document's entries per call, two database round
+trips each. A writer that changed hundreds of documents in one bulk write relays them here in
+a fixed number of round trips: read their outboxes, publish every entry pipelined, pull the
+published entries, lower the flags. The guarantees are the relay's: an entry leaves the
+document only after the broker acknowledged it, and a crash leaves it for the sweep.
+
+`PublishOnce` guards against two writers relaying the same entries side by side. Guarded
+updates are not compare-and-set under concurrency on every MongoDB-wire server (FerretDB 1.24
+evaluates the filter before it writes), so two replicas may both believe they own a document;
+a unique index is enforced by the storage engine everywhere, so the first writer to record an
+event id in the ledger is the one that publishes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo import UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError
+
+from coaching_shared.events import EventMessage, utc_now
+from coaching_shared.messaging import EventPublisher
+from coaching_shared.mongo import IndexSpec
+
+DUPLICATE_KEY = 11000
+
+
+class PublishOnce:
+    """A ledger of event ids being or having been published, one row per event."""
+
+    def __init__(self, ledger: AsyncCollection) -> None:
+        self.ledger = ledger
+
+    @staticmethod
+    def indexes(collection: str) -> list[IndexSpec]:
+        return [IndexSpec(collection, [("tenant_id", 1), ("event_id", 1)], unique=True),
+                IndexSpec(collection, [("published", 1), ("admitted_at", 1)], system=True)]
+
+    async def forget(self, admitted_before: datetime) -> int:
+        """Drop rows of events published long ago (no TTL indexes on FerretDB)."""
+        result = await self.ledger.delete_many(
+            {"published": True, "admitted_at": {"$lt": admitted_before}})
+        return result.deleted_count
+
+    async def admit(self, messages: Sequence[EventMessage]) -> tuple[set[str], set[str]]:
+        """Record the messages; returns (ids this caller publishes, ids already published).
+
+        Ids in neither set are being published by another writer right now: leave them.
+        """
+        if not messages:
+            return set(), set()
+        rows = [{"tenant_id": m.tenant, "client_id": m.subject, "event_id": m.id,
+                 "published": False, "admitted_at": utc_now()} for m in messages]
+        refused: set[str] = set()
+        try:
+            await self.ledger.insert_many(rows, ordered=False)
+        except BulkWriteError as error:
+            for failure in error.details.get("writeErrors", []):
+                if failure.get("code") != DUPLICATE_KEY:
+                    raise
+                refused.add(rows[failure["index"]]["event_id"])
+        admitted = {m.id for m in messages} - refused
+        done: set[str] = set()
+        if refused:
+            published = await self.ledger.find(
+                {"event_id": {"$in": sorted(refused)}, "published": True},
+                {"event_id": 1}).to_list()
+            done = {row["event_id"] for row in published}
+        return admitted, done
+
+    async def published(self, event_ids: set[str]) -> None:
+        if event_ids:
+            await self.ledger.update_many({"event_id": {"$in": sorted(event_ids)}},
+                                          {"$set": {"published": True}})
+
+
+async def relay_documents(publisher: EventPublisher, collection: AsyncCollection,
+                          document_ids: Sequence[Any], *,
+                          still: Mapping[str, Any] | None = None,
+                          once: PublishOnce | None = None) -> int:
+    """Publish and clear the outbox entries of these documents; returns events published.
+
+    `still` narrows them to the documents the caller still owns (e.g. its lease); `once`
+    makes sure no entry is published by two writers at the same time.
+    """
+    if not document_ids:
+        return 0
+    documents = await collection.find(
+        {**(still or {}), "_id": {"$in": list(document_ids)}, "outbox_pending": True},
+        {"outbox": 1}).to_list()
+    unique: dict[str, EventMessage] = {}
+    for document in documents:
+        for entry in document.get("outbox") or ():
+            unique.setdefault(entry["id"], EventMessage.from_document(entry))
+    to_publish, clearable = set(unique), set(unique)
+    if once is not None:
+        to_publish, done = await once.admit(list(unique.values()))
+        clearable = to_publish | done
+    await publisher.publish([message for event_id, message in unique.items()
+                             if event_id in to_publish])
+    if once is not None:
+        await once.published(to_publish)
+    pulls = []
+    for document in documents:
+        entries = [entry for entry in document.get("outbox") or () if entry["id"] in clearable]
+        if entries:
+            # Plain updates, no upserts: FerretDB's bulk_write handles these correctly.
+            pulls.append(UpdateOne({"_id": document["_id"]}, {"$pullAll": {"outbox": entries}}))
+    if pulls:
+        await collection.bulk_write(pulls, ordered=False)
+    # Entries pushed meanwhile keep the flag up: only an empty outbox lowers it.
+    await collection.update_many(
+        {"_id": {"$in": [document["_id"] for document in documents]},
+         "outbox.0": {"$exists": False}},
+        {"$set": {"outbox_pending": False}})
+    return len(to_publish)
