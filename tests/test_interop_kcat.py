@@ -1,4 +1,4 @@
-"""Clients we did not write read our events: kcat shows the key and the `ce_*` headers."""
+"""Clients we did not write read our events: kcat shows key and `ce_*` headers of every type."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 import pytest
-from coaching_shared.contracts import ClientOffboarded
+from coaching_shared.contracts.examples import EXAMPLES
 from support.kafka_tools import publish_events
 
 pytestmark = pytest.mark.integration
@@ -24,21 +24,26 @@ def kcat() -> str:
     return path
 
 
-async def test_kcat_consumes_a_topic_with_key_and_cloudevents_headers(kcat, infra, prefix):
-    sent = await publish_events(infra.kafka_bootstrap_servers, prefix,
-                                [ClientOffboarded(tenant_id="acme", client_id="c-7",
-                                                  reason="left the company")])
-    output = subprocess.run(
-        [kcat, "-b", infra.kafka_bootstrap_servers, "-C", "-t", sent[0].topic(prefix),
-         "-o", "beginning", "-e", "-q", "-f", "key=%k\\nheaders=%h\\nvalue=%s\\n"],
-        capture_output=True, text=True, timeout=60, check=True).stdout
-    lines = dict(line.split("=", 1) for line in output.strip().splitlines())
-    headers = dict(pair.split("=", 1) for pair in lines["headers"].split(","))
-    assert lines["key"] == "c-7"
-    assert headers["ce_id"] == sent[0].id
-    assert headers["ce_type"] == "coaching.ClientOffboarded.v1"
-    assert headers["ce_specversion"] == "1.0"
-    assert headers["ce_tenant"] == "acme"
-    assert headers["ce_subject"] == "c-7"
-    assert headers["content-type"] == "application/json"
-    assert json.loads(lines["value"])["reason"] == "left the company"
+async def test_kcat_consumes_every_event_type_with_key_and_cloudevents_headers(kcat, infra,
+                                                                                prefix):
+    sent = await publish_events(infra.kafka_bootstrap_servers, prefix, EXAMPLES)
+    seen = {}
+    for topic in sorted({message.topic(prefix) for message in sent}):
+        output = subprocess.run(
+            [kcat, "-b", infra.kafka_bootstrap_servers, "-C", "-t", topic, "-o", "beginning",
+             "-e", "-q", "-f", "key=%k\\nheaders=%h\\nvalue=%s\\n--\\n"],
+            capture_output=True, text=True, timeout=60, check=True).stdout
+        for block in filter(None, output.split("--\n")):
+            lines = dict(line.split("=", 1) for line in block.strip().splitlines())
+            headers = dict(pair.split("=", 1) for pair in lines["headers"].split(","))
+            seen[headers["ce_id"]] = (lines["key"], headers, json.loads(lines["value"]))
+    assert len(seen) == len(sent)
+    for message in sent:
+        key, headers, data = seen[message.id]
+        assert key == message.subject
+        assert headers["ce_type"] == message.type
+        assert headers["ce_specversion"] == "1.0"
+        assert headers["ce_tenant"] == message.tenant
+        assert headers["ce_subject"] == message.subject
+        assert headers["content-type"] == "application/json"
+        assert data == message.data

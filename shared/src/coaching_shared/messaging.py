@@ -139,6 +139,15 @@ class EventConsumer:
     def handled_types(self) -> list[str]:
         return sorted(self._routes)
 
+    def models_by_topic(self) -> dict[str, list[type[Event]]]:
+        """The event models each consumed topic is read for (for the AsyncAPI document)."""
+        by_topic: dict[str, list[type[Event]]] = {}
+        for ce_type in sorted(self._routes):
+            model = self._routes[ce_type].model
+            by_topic.setdefault(topic_name(model.stream, self._settings.topic_prefix),
+                                []).append(model)
+        return by_topic
+
     @property
     def dead_letter_topic(self) -> str:
         return dead_letter_topic(self._settings.service_name, self._settings.topic_prefix)

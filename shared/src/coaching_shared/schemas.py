@@ -1,16 +1,14 @@
 """Event contracts as artefacts: JSON Schema per event, and the compatibility rules between
 a committed schema and the one the code now generates.
 
-`python -m coaching_shared.schemas write` regenerates `contracts/events/*.json` at the
-repository root; `check` fails, naming the field and what to do, when the code broke a
-published contract without a new event version, or when the committed files are stale.
+`coachctl contracts write` regenerates `contracts/events/*.json` (with the other contract
+documents); `check` fails, naming the field and what to do, when the code broke a published
+contract without a new event version, or when the committed files are stale.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,7 +133,7 @@ def check(folder: Path) -> list[str]:
     stale = sorted(name for name, schema in generated.items() if committed.get(name) != schema)
     if stale and not problems:
         problems.append("generated event schemas are stale (" + ", ".join(stale) + "): run "
-                        "`uv run python -m coaching_shared.schemas write` and commit the result")
+                        "`uv run coachctl contracts write` and commit the result")
     return problems
 
 
@@ -150,27 +148,3 @@ def write(folder: Path) -> list[str]:
             target.write_text(text)
             written.append(name)
     return written
-
-
-def default_folder() -> Path:
-    return Path.cwd() / "contracts" / "events"
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["write", "check"])
-    parser.add_argument("--folder", type=Path, default=None)
-    args = parser.parse_args()
-    folder = args.folder or default_folder()
-    if args.command == "write":
-        for name in write(folder):
-            print(f"wrote {folder / name}")
-        return 0
-    problems = check(folder)
-    for problem in problems:
-        print(problem, file=sys.stderr)
-    return 1 if problems else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,12 +9,14 @@ The app answers `/health/live` at once; it connects to Kafka and MongoDB in the 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
+from urllib.parse import unquote
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -24,6 +26,7 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic.json_schema import models_json_schema
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -153,6 +156,47 @@ async def _membership_only(event: Event, context: EventContext) -> None:
     """For membership events a service has nothing to add to (roster, erasure)."""
 
 
+def asyncapi_document(asyncapi: AsyncAPI, consumer: EventConsumer,
+                      service_name: str) -> dict[str, Any]:
+    """FastStream's AsyncAPI 3.0 document, with the consumed events' schemas filled in.
+
+    The service reads raw records (it dispatches on `ce_type` itself), so FastStream sees no
+    payload type for its subscriber; the events each topic is read for are added here.
+    """
+    document = asyncapi.to_specification().to_jsonable()
+    by_topic = consumer.models_by_topic()
+    models = list({model: None for group in by_topic.values() for model in group})
+    if not models:
+        return document
+    _, definitions = models_json_schema([(model, "serialization") for model in models],
+                                        ref_template="#/components/schemas/{model}")
+    components = document.setdefault("components", {})
+    components.setdefault("schemas", {}).update(definitions.get("$defs", {}))
+    for key, channel in document.get("channels", {}).items():
+        consumed = by_topic.get(channel.get("address", ""))
+        if not consumed or not key.startswith(f"{service_name} consumer:"):
+            continue
+        channel["description"] = "Consumes: " + ", ".join(m.ce_type() for m in consumed)
+        for reference in channel.get("messages", {}).values():
+            name = unquote(reference["$ref"].rsplit("/", 1)[1])
+            components["messages"][name]["payload"] = {
+                "oneOf": [{"$ref": f"#/components/schemas/{m.__name__}"} for m in consumed]}
+    if "EmptyPayload" not in json.dumps(document["channels"]) + json.dumps(
+            components.get("messages", {})):
+        components["schemas"].pop("EmptyPayload", None)
+    return document
+
+
+class _RenderedDocument:
+    """What FastStream's AsyncAPI page renderer reads from a specification."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self._document = document
+
+    def to_json(self) -> str:
+        return json.dumps(self._document)
+
+
 def build_service(settings: ServiceSettings, definition: ServiceDefinition) -> FastAPI:
     """The ASGI app of one service: HTTP API, consumer, outbox relay, health, metrics, docs."""
     configure_logging(settings.service_name, settings.log_level)
@@ -225,12 +269,15 @@ def build_service(settings: ServiceSettings, definition: ServiceDefinition) -> F
                   docs_url="/docs", openapi_url="/openapi.json")
     app.state.settings = settings
     app.state.runtime = runtime
+    app.state.definition = definition
     install_problem_handlers(app)
     for router in definition.routers:
         app.include_router(router)
 
     asyncapi = AsyncAPI(broker, title=f"{definition.title} events", version=definition.version,
                         description=definition.description, schema_version="3.0.0")
+    app.state.asyncapi_document = lambda: asyncapi_document(asyncapi, consumer,
+                                                            settings.service_name)
 
     @app.get("/health/live", tags=["operations"])
     async def live() -> dict[str, str]:
@@ -260,12 +307,12 @@ def build_service(settings: ServiceSettings, definition: ServiceDefinition) -> F
     @app.get("/asyncapi", tags=["docs"], response_class=HTMLResponse)
     async def asyncapi_page() -> HTMLResponse:
         """The service's AsyncAPI 3.0 document, rendered."""
-        return HTMLResponse(get_asyncapi_html(asyncapi.to_specification()))
+        return HTMLResponse(get_asyncapi_html(_RenderedDocument(app.state.asyncapi_document())))
 
     @app.get("/asyncapi.json", tags=["docs"])
     async def asyncapi_json() -> JSONResponse:
         """The service's AsyncAPI 3.0 document (what it consumes and publishes)."""
-        return JSONResponse(asyncapi.to_specification().to_jsonable())
+        return JSONResponse(app.state.asyncapi_document())
 
     return app
 

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from coaching_cli import cohort
+from coaching_cli import cohort, contracts
 from coaching_cli.kafka_io import Publisher, follow, headers_of, read_to_end
 from coaching_cli.report import Observed, program_report, render_svg
 
@@ -30,6 +30,9 @@ app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_show_loc
 dlq = typer.Typer(help="Dead-letter topics: what failed, why, and replaying it.",
                   no_args_is_help=True)
 app.add_typer(dlq, name="dlq")
+contracts_app = typer.Typer(help="The committed integration contracts under contracts/.",
+                            no_args_is_help=True)
+app.add_typer(contracts_app, name="contracts")
 console = Console()
 
 STREAMS = ("enrolment", "assessment", "goals", "feedback", "notifier")
@@ -215,6 +218,27 @@ def report(tenant: Annotated[str, typer.Option(help="Tenant id")],
     console.print(weeks)
     chart.write_text(render_svg(result))
     console.print(f"chart written to {chart}")
+
+
+ContractsRoot = Annotated[Path, typer.Option("--root", help="The contracts folder")]
+
+
+@contracts_app.command("write")
+def contracts_write(root: ContractsRoot = Path("contracts")) -> None:
+    """Regenerate event schemas, AsyncAPI and OpenAPI documents and the event catalog."""
+    for relative in contracts.write(root):
+        console.print(f"wrote {root / relative}")
+
+
+@contracts_app.command("check")
+def contracts_check(root: ContractsRoot = Path("contracts")) -> None:
+    """Fail on breaking event changes without a new version, or on stale documents."""
+    problems = contracts.check(root)
+    for problem in problems:
+        console.print(f"[red]{problem}[/red]")
+    if problems:
+        raise typer.Exit(1)
+    console.print("contracts are current and compatible")
 
 
 @app.command()
