@@ -112,3 +112,20 @@ async def run(demo: Demo) -> None:
         print(f"  {action['rank']}. [impact {action['impact']}, effort {action['effort']}, "
               f"priority {action['priority']:>2}] {action['title']}")
     demo.state["accepted_goal"] = {"client_id": client_id, "goal_id": goal["goal_id"]}
+    await _rest_of_cohort_sets_goals(demo, exclude=client_id)
+
+
+async def _rest_of_cohort_sets_goals(demo: Demo, exclude: str) -> None:
+    """Every other demo client writes and accepts a goal, so the whole cohort has check-ins."""
+    active = 0
+    async with demo.http() as http:
+        for client_id in demo.state.get("clients", {}):
+            if client_id == exclude:
+                continue
+            goal = await _written_goal(demo, http, client_id)
+            accepted = await http.post(
+                f"{demo.urls['goals']}/v1/clients/{client_id}/goals/{goal['goal_id']}/accept",
+                json={}, headers={**demo.headers(client_id, "client"),
+                                  "Idempotency-Key": "demo-accept"})
+            active += accepted.status_code == 200
+    print(f"The other {active} clients of the cohort wrote and set a goal too (GoalSet each).")

@@ -1,39 +1,26 @@
 """Demo step: the cohort's check-in reminders arrive by email, webhook and in-app inbox.
 
 The step starts an SMTP sink on 127.0.0.1:1025 (where the notifier's default settings send
-mail) and a webhook sink, subscribes the sink to `CheckInDue`, then publishes the cohort's
-first check-in reminders as the feedback service's scheduler does. Welcome emails the
-notifier could not hand over before the sink was up arrive too: they were retried.
-Reminder ids are fixed, so a second run delivers nothing again: exactly once.
+mail) and a webhook sink, subscribes the sink to `CheckInDue`, then waits for the reminders
+of the check-ins the feedback service's scheduler publishes for the cohort's goals (its
+calendar runs two weeks a minute in the demo). Welcome emails the notifier could not hand
+over before the sink was up arrive too: they were retried. A second run delivers nothing
+again: exactly once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime, timedelta
 
 from coaching_notifier.domain import webhook_signature
 from coaching_notifier.sinks import SmtpSink, WebhookSink
-from coaching_shared.contracts import CheckInDue
-from coaching_shared.events import EventMessage
 
-from demo_steps import TENANT, Demo
+from demo_steps import Demo
 
 SMTP_PORT = 1025  # the notifier's default SMTP_PORT
 WEBHOOK_PORT = 9811
-WAIT_SECONDS = 45
-
-
-def cohort_reminders(client_ids: list[str]) -> list[EventMessage]:
-    """Each client's first weekly check-in, due next Monday 09:00 UTC."""
-    today = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
-    monday = today + timedelta(days=(7 - today.weekday()) or 7)
-    return [EventMessage.wrap(CheckInDue(
-        tenant_id=TENANT, client_id=client_id, checkin_id=f"demo-checkin-{client_id}-1",
-        goal_id=f"demo-goal-{client_id}", period=1, due_at=monday,
-        respond_by=monday + timedelta(days=2)), "/demo/feedback-scheduler",
-        event_id=f"demo-checkin-due-{client_id}-1") for client_id in client_ids]
+WAIT_SECONDS = 90
 
 
 def _start_smtp_sink() -> SmtpSink | None:
@@ -65,8 +52,7 @@ async def run(demo: Demo) -> None:
             subscription.raise_for_status()
             secret = subscription.json()["secret"]
             print(f"  webhook {subscription.json()['subscription_id']} -> {receiver.url}")
-            await demo.publish(cohort_reminders(clients))
-            print(f"  published CheckInDue for {len(clients)} clients")
+            print("  waiting for the scheduler's CheckInDue of every client's goal ...")
             await _wait_for_reminders(http, notifier, demo, clients)
             if smtp is not None:
                 _show_mail(smtp, clients)
@@ -91,8 +77,9 @@ async def _wait_for_reminders(http, notifier: str, demo: Demo, clients: list[str
         log = response.json() if response.status_code == 200 else []
         open_ = [d for d in log if d["status"] in ("pending", "sending")
                  and not d.get("deferred_until")]
-        reminders = [d for d in log if d["cause_event_id"].startswith("demo-checkin-due-")]
-        if reminders and not open_:
+        reminded = {d["client_id"] for d in log if d["cause_type"] == "coaching.CheckInDue.v1"
+                    and d["status"] == "sent"}
+        if reminded >= set(clients) and not open_:
             return
         await asyncio.sleep(1)
     print(f"  (some deliveries still retrying after {WAIT_SECONDS}s; see GET /v1/deliveries)")
