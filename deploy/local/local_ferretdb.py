@@ -28,6 +28,7 @@ from pathlib import Path
 if not __package__:  # run as a script (or imported top-level): procs.py is on sys.path
     from procs import (
         InfraError,
+        LocalServer,
         ManagedProcess,
         cached_install,
         free_port,
@@ -40,6 +41,7 @@ if not __package__:  # run as a script (or imported top-level): procs.py is on s
 else:
     from .procs import (
         InfraError,
+        LocalServer,
         ManagedProcess,
         cached_install,
         free_port,
@@ -222,7 +224,7 @@ def ping(port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> dict[str, 
         raise ConnectionError(f"unreadable ping reply: {exc}") from exc
 
 
-class FerretDBServer:
+class FerretDBServer(LocalServer):
     """A FerretDB process on 127.0.0.1 keeping its data (and log) in data_dir.
 
     backend "sqlite" stores one SQLite file per database under data_dir/sqlite; backend
@@ -306,39 +308,9 @@ class FerretDBServer:
                          f"{timeout:.0f}s ({last_error}); last lines of {self.log_path}:\n"
                          f"{log_tail(self.log_path)}")
 
-    def stop(self, timeout: float = 20) -> None:
-        """Graceful stop (SIGTERM, SIGKILL after timeout); a no-op when not running.
-
-        FerretDB gives open client connections 3 s to finish after SIGTERM, so close the
-        clients first for an instant stop. Committed writes survive either way.
-        """
-        if self._process:
-            self._process.stop(timeout)
-
-    def kill(self) -> None:
-        """SIGKILL, as in a crash (for fault-injection tests)."""
-        if self._process:
-            self._process.kill()
-
-    @property
-    def pid(self) -> int | None:
-        """The server's process id while it runs (its process group has the same id)."""
-        return self._process.pid if self._process is not None else None
-
-    def running(self) -> bool:
-        """Whether the server process is alive."""
-        return self._process is not None and self._process.running()
-
     def wait(self) -> int | None:
         """Block until the server process exits; its exit code (None if never started)."""
         return self._process.popen.wait() if self._process and self._process.popen else None
-
-    def __enter__(self) -> FerretDBServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

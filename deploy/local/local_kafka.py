@@ -138,7 +138,7 @@ def _cluster_id() -> str:
 # --- the broker ----------------------------------------------------------------------------
 
 
-class KafkaServer:
+class KafkaServer(procs.LocalServer):
     """One local KRaft node (broker and controller) on 127.0.0.1, its data in data_dir.
 
     Ports are fixed at construction, so stop() then start() on the same object comes back at
@@ -160,6 +160,7 @@ class KafkaServer:
         self.config_path = self.data_dir / "server.properties"
         self.log_dirs = self.data_dir / "data"
         self._process: procs.ManagedProcess | None = None
+        self.stop_timeout = 30  # a clean broker shutdown flushes logs and hands over
 
     @property
     def bootstrap_servers(self) -> str:
@@ -293,32 +294,6 @@ class KafkaServer:
         if causes:
             report += "\nerrors:\n" + "\n".join(dict.fromkeys(causes[:12]))  # dedupe, keep order
         return procs.InfraError(f"{report}\nlast lines:\n{procs.log_tail(self.log_path, 20)}")
-
-    def stop(self, timeout: float = 30) -> None:
-        """Shut the broker down cleanly (SIGTERM), SIGKILL after timeout seconds."""
-        if self._process is not None:
-            self._process.stop(timeout)
-
-    def kill(self) -> None:
-        """SIGKILL the broker: a crash, for recovery tests. start() again recovers the data."""
-        if self._process is not None:
-            self._process.kill()
-
-    @property
-    def pid(self) -> int | None:
-        """The server's process id while it runs (its process group has the same id)."""
-        return self._process.pid if self._process is not None else None
-
-    def running(self) -> bool:
-        """Whether the broker process is alive (not necessarily ready)."""
-        return self._process is not None and self._process.running()
-
-    def __enter__(self) -> KafkaServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 # --- command line --------------------------------------------------------------------------

@@ -187,3 +187,39 @@ class ManagedProcess:
             self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
+
+
+class LocalServer:
+    """What the local servers (Kafka, FerretDB) share: one managed process, stop and kill.
+
+    Subclasses set `self._process` in their start().
+    """
+
+    _process: ManagedProcess | None = None
+    stop_timeout: float = 20
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Shut down cleanly (SIGTERM), SIGKILL after timeout seconds."""
+        if self._process is not None:
+            self._process.stop(self.stop_timeout if timeout is None else timeout)
+
+    def kill(self) -> None:
+        """SIGKILL, as in a crash (fault-injection tests); start() again recovers the data."""
+        if self._process is not None:
+            self._process.kill()
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (its process group has the same id)."""
+        return self._process.pid if self._process is not None else None
+
+    def running(self) -> bool:
+        """Whether the server process is alive (not necessarily ready)."""
+        return self._process is not None and self._process.running()
+
+    def __enter__(self):  # the subclass, started
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

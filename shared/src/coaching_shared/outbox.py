@@ -20,6 +20,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from coaching_shared.events import EventMessage, utc_now
 from coaching_shared.messaging import TRANSIENT_ERRORS, EventPublisher
 from coaching_shared.observability import METRICS
+from coaching_shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +97,8 @@ class OutboxRelay:
             self._task = asyncio.create_task(self._run(), name="outbox-sweep")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -49,6 +49,7 @@ from coaching_shared.observability import METRICS, configure_logging
 from coaching_shared.outbox import OutboxRelay
 from coaching_shared.problems import install_problem_handlers
 from coaching_shared.settings import ServiceSettings
+from coaching_shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -253,11 +254,7 @@ def build_service(settings: ServiceSettings, definition: ServiceDefinition) -> F
         try:
             yield
         finally:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(task)
             for worker in reversed(runtime.workers):
                 await worker.stop()
             await relay.stop()

@@ -30,6 +30,7 @@ from coaching_shared.contracts import CheckInDue, CheckInMissed
 from coaching_shared.events import EventMessage, derived_event_id, utc_now
 from coaching_shared.messaging import TRANSIENT_ERRORS, EventPublisher
 from coaching_shared.outbox_batch import relay_documents
+from coaching_shared.tasks import cancel_and_wait
 from pymongo.asynchronous.collection import AsyncCollection
 
 from coaching_feedback.clock import Clock
@@ -184,10 +185,5 @@ class CheckInScheduler:
             self._task = asyncio.create_task(self.run(ready), name="checkin-scheduler")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
