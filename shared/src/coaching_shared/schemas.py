@@ -32,10 +32,16 @@ def event_schema(model: type[Event]) -> dict[str, Any]:
     }
 
 
+def platform_events() -> dict[str, type[Event]]:
+    """The platform's published event types (not ones a test or a tool registered)."""
+    return {ce_type: model for ce_type, model in sorted(registered_events().items())
+            if model.__module__.startswith("coaching_shared.contracts")}
+
+
 def all_event_schemas() -> dict[str, dict[str, Any]]:
-    """Every registered event's schema, keyed by file name (`<ce_type>.json`)."""
+    """Every platform event's schema, keyed by file name (`<ce_type>.json`)."""
     return {f"{ce_type}.json": event_schema(model)
-            for ce_type, model in sorted(registered_events().items())}
+            for ce_type, model in platform_events().items()}
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,9 @@ from coaching_shared.events import (
     SPEC_VERSION,
     EventMessage,
     dead_letter_topic,
-    registered_events,
     topic_name,
 )
-from coaching_shared.schemas import all_event_schemas
+from coaching_shared.schemas import all_event_schemas, platform_events
 from coaching_shared.schemas import check as check_event_schemas
 from fastapi import FastAPI
 
@@ -46,11 +45,6 @@ def service_app(service: str) -> FastAPI:
                                                 topic_prefix=""))
 
 
-def _platform_events() -> dict[str, Any]:
-    return {ce_type: model for ce_type, model in sorted(registered_events().items())
-            if model.__module__.startswith("coaching_shared.contracts")}
-
-
 def catalog(apps: dict[str, FastAPI]) -> dict[str, Any]:
     """Topics, keys, headers, event types and versions, producers and consumers."""
     examples = {type(event).ce_type(): event for event in EXAMPLES}
@@ -61,7 +55,7 @@ def catalog(apps: dict[str, FastAPI]) -> dict[str, Any]:
         for ce_type in app.state.runtime.consumer.handled_types:
             consumers.setdefault(ce_type, []).append(service)
     events = {}
-    for ce_type, model in _platform_events().items():
+    for ce_type, model in platform_events().items():
         example = examples.get(ce_type)
         events[ce_type] = {
             "name": model.type_name, "version": model.version,
