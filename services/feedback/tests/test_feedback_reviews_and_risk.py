@@ -11,7 +11,10 @@ from coaching_feedback.domain import (
     completion_rate,
     elapsed_share,
     kpi_progress,
+    local_month_before,
     month_bounds,
+    month_start_after,
+    newly_at_risk,
     review_due,
     review_progress,
     risk_reasons,
@@ -155,3 +158,33 @@ def test_the_check_in_context_follows_the_journey():
     assert checkin_context(1, previous_missed=False) is PromptContext.FIRST_CHECKIN
     assert checkin_context(5, previous_missed=True) is PromptContext.AFTER_MISSED
     assert checkin_context(5, previous_missed=False) is PromptContext.REGULAR
+
+
+def test_a_client_is_flagged_on_becoming_at_risk_not_while_the_same_reasons_stand():
+    assert newly_at_risk([], ["missed_twice"]) == ["missed_twice"]
+    assert newly_at_risk(["missed_twice"], ["missed_twice"]) == []
+    assert newly_at_risk(["missed_twice"], ["missed_twice", "kpi_off_track"]) == [
+        "kpi_off_track"]
+    # A reason going away is no news for the coach; it coming back after recovery is.
+    assert newly_at_risk(["missed_twice", "kpi_off_track"], ["kpi_off_track"]) == []
+    assert newly_at_risk([], []) == []
+
+
+def test_monthly_reviews_fall_due_at_the_local_month_end():
+    june = datetime(2026, 6, 3, 12, tzinfo=UTC)
+    # Midnight of 1 July in Berlin is 22:00 UTC the day before (summer time).
+    assert month_start_after(june, "Europe/Berlin") == datetime(2026, 6, 30, 22, tzinfo=UTC)
+    assert month_start_after(june, "America/New_York") == datetime(2026, 7, 1, 4, tzinfo=UTC)
+    # Just after a boundary counts for the new month; December rolls over the year.
+    assert month_start_after(datetime(2026, 6, 30, 22, 1, tzinfo=UTC), "Europe/Berlin") == \
+        datetime(2026, 7, 31, 22, tzinfo=UTC)
+    assert month_start_after(datetime(2026, 12, 15, tzinfo=UTC), "UTC") == \
+        datetime(2027, 1, 1, tzinfo=UTC)
+
+
+def test_a_monthly_review_covers_the_local_month_across_a_daylight_saving_change():
+    # March 2026 in Berlin starts in winter time (UTC+1) and ends in summer time (UTC+2).
+    label, start = local_month_before(datetime(2026, 3, 31, 22, tzinfo=UTC), "Europe/Berlin")
+    assert label == "2026-03" and start == datetime(2026, 2, 28, 23, tzinfo=UTC)
+    label, start = local_month_before(datetime(2027, 1, 1, tzinfo=UTC), "UTC")
+    assert label == "2026-12" and start == datetime(2026, 12, 1, tzinfo=UTC)

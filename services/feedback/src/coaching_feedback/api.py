@@ -8,6 +8,7 @@ aggregates only. Callers who may not see a thing get 404, so nobody can probe wh
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
@@ -18,26 +19,44 @@ from coaching_shared.contracts import CheckInCompleted, FeedbackGiven, KpiReadin
 from coaching_shared.events import EventMessage, derived_event_id
 from coaching_shared.mongo import without_internals
 from coaching_shared.service import ServiceRuntime, authorize_client, runtime_of
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from coaching_feedback.clock import Clock
+from coaching_feedback.competencies import COMPETENCIES
 from coaching_feedback.domain import (
+    MIN_ANSWERS_PER_GROUP,
     CheckInPlan,
     CheckInWindow,
     NoSlotAvailable,
+    RaterGroup,
     completion_rate,
     month_bounds,
+    rater_response_key,
+    rater_token_hash,
+    round_closes_at,
 )
 from coaching_feedback.handlers import (
+    ON_REQUEST,
     SOURCE,
     ScheduleBusy,
     ScheduleEnded,
+    close_feedback_round,
+    record_progress_review,
     replan_schedule,
     stored_plan,
 )
 from coaching_feedback.prompts import PROMPTS, PromptContext, prompts_for
-from coaching_feedback.repository import ACTIVE, COMPLETED, MISSED, OPEN, FeedbackRepository
+from coaching_feedback.repository import (
+    ACTIVE,
+    ANSWERED,
+    CLOSED,
+    COMPLETED,
+    MISSED,
+    NO_LEASE,
+    OPEN,
+    FeedbackRepository,
+)
 
 router = APIRouter(prefix="/v1")
 Runtime = Annotated[ServiceRuntime, Depends(runtime_of)]
@@ -476,6 +495,29 @@ async def note_review(review_id: str, notes: ReviewNotes, principal: CurrentPrin
     return present(updated or review)
 
 
+@router.post("/goals/{goal_id}/reviews", tags=["reviews"], status_code=201)
+async def review_goal_now(goal_id: str, principal: CurrentPrincipal, runtime: Runtime,
+                          repository: Repository, clock: CurrentClock,
+                          idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+    """The coach asks for a progress review now, over the check-ins settled since the goal's
+    last review (ProgressReviewed); 409 when none settled since."""
+    schedule = await visible_schedule(principal, goal_id, repository, runtime)
+    await require_their_coach(principal, schedule["client_id"], runtime)
+    cause = command_id(principal, idempotency_key, f"review:{goal_id}")
+    review_id = derived_event_id(cause, "on-request-review")
+    existing = await repository.review(principal.tenant_id, review_id)
+    if existing is not None:  # a retried request
+        return present(existing)
+    since = await repository.last_reviewed_period(principal.tenant_id, goal_id)
+    settled = await repository.settled_checkins(principal.tenant_id, goal_id, since + 1)
+    review = await record_progress_review(repository, runtime.relay_document, schedule,
+                                          settled, review_id, cause, ON_REQUEST, clock.now())
+    review = review or await repository.review(principal.tenant_id, review_id)
+    if review is None:
+        raise HTTPException(409, "no check-in was settled since the goal's last review")
+    return present(review)
+
+
 async def _give_feedback(principal: Principal, client_id: str, subject_kind: str,
                          subject_id: str, text: str, idempotency_key: str | None,
                          repository: FeedbackRepository, runtime: ServiceRuntime,
@@ -552,3 +594,301 @@ async def program_metrics(principal: CurrentPrincipal, repository: Repository,
                 principal.tenant_id, month_start, month_end),
             "month": month_start.strftime("%Y-%m"),
             "reviews_done": await repository.review_count(principal.tenant_id)}
+
+
+# -- multi-rater (360) feedback ----------------------------------------------------------------
+#
+# A client's round names raters and competencies. Each rater gets a link with a random token
+# (only its hash is stored) and answers once without an account. Results are frozen when the
+# round closes and shown per rater group only where the group has enough answers.
+
+Rating = Annotated[int, Field(ge=1, le=5)]
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+TENANT_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+ROUND_HIDDEN = {"results", "rater_groups"}
+
+
+class RaterNomination(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    email: str = Field(max_length=254, pattern=EMAIL_PATTERN)
+    group: RaterGroup
+
+
+class RoundRequest(BaseModel):
+    """A client's request for multi-rater feedback."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    competencies: list[str] = Field(min_length=1, max_length=15,
+                                    description="competency ids, see /v1/competencies")
+    raters: list[RaterNomination] = Field(min_length=1, max_length=50)
+    closes_at: datetime | None = Field(default=None,
+                                       description="defaults to two weeks from now")
+
+    @field_validator("competencies")
+    @classmethod
+    def _known_competencies(cls, values: list[str]) -> list[str]:
+        unknown = sorted(set(values) - set(COMPETENCIES))
+        if unknown:
+            raise ValueError(f"unknown competencies: {', '.join(unknown)}")
+        if len(set(values)) != len(values):
+            raise ValueError("competencies must not repeat")
+        return values
+
+    @field_validator("raters")
+    @classmethod
+    def _distinct_raters(cls, values: list[RaterNomination]) -> list[RaterNomination]:
+        emails = [rater.email.lower() for rater in values]
+        if len(set(emails)) != len(emails):
+            raise ValueError("each rater (e-mail) may be nominated once")
+        return values
+
+
+class Ratings(BaseModel):
+    """Ratings from 1 (rarely shows this) to 5 (consistently shows this) by competency;
+    competencies the rater cannot judge are left out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ratings: dict[str, Rating] = Field(min_length=1)
+    comment: str = Field(default="", max_length=2000)
+
+
+def competency_view(competency_id: str) -> dict[str, str]:
+    competency = COMPETENCIES[competency_id]
+    return {"competency_id": competency_id, "label": competency.label,
+            "observed_behaviour": competency.observed_behaviour}
+
+
+def present_round(feedback_round: dict[str, Any],
+                  raters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A round for its client and coach: who was asked about what, never who answered."""
+    shown = {k: v for k, v in present(feedback_round).items() if k not in ROUND_HIDDEN}
+    shown["competencies"] = [competency_view(c) for c in feedback_round["competencies"]]
+    if raters is not None:
+        shown["raters"] = [{"rater_id": r["rater_id"], "name": r["name"], "email": r["email"],
+                            "group": r["group"]} for r in raters]
+    return shown
+
+
+def check_ratings(ratings: Ratings, feedback_round: dict[str, Any]) -> None:
+    unknown = sorted(set(ratings.ratings) - set(feedback_round["competencies"]))
+    if unknown:
+        raise HTTPException(422, f"ratings: the round does not ask about {', '.join(unknown)}")
+
+
+async def visible_round(principal: Principal, round_id: str, repository: FeedbackRepository,
+                        runtime: ServiceRuntime) -> dict[str, Any]:
+    return await reveal(await repository.feedback_round(principal.tenant_id, round_id),
+                        "feedback round", round_id,
+                        lambda client_id: authorize_content(principal, client_id, runtime))
+
+
+async def invite(repository: FeedbackRepository, runtime: ServiceRuntime,
+                 feedback_round: dict[str, Any], raters: list[dict[str, Any]],
+                 ) -> list[dict[str, Any]]:
+    """Fresh links for the raters who have not answered; earlier links of theirs stop working.
+
+    The token is shown here once and kept nowhere but in the link.
+    """
+    tenant_id, round_id = feedback_round["tenant_id"], feedback_round["round_id"]
+    invitations = []
+    for rater in raters:
+        token = secrets.token_urlsafe(32)
+        if await repository.invite_rater(tenant_id, round_id, rater["rater_id"],
+                                         rater_token_hash(token), rater):
+            invitations.append({
+                "rater_id": rater["rater_id"], "name": rater["name"], "email": rater["email"],
+                "group": rater["group"], "expires_at": feedback_round["closes_at"],
+                "link": f"{runtime.settings.base_url}/v1/tenants/{tenant_id}"
+                        f"/rater-invitations/{token}"})
+    return invitations
+
+
+@router.get("/competencies", tags=["360 feedback"])
+async def competencies(principal: CurrentPrincipal) -> list[dict[str, str]]:
+    """The competencies a 360 round can ask about (O*NET skill ids)."""
+    return [competency_view(c) for c in COMPETENCIES]
+
+
+@router.post("/clients/{client_id}/feedback-rounds", tags=["360 feedback"], status_code=201)
+async def start_feedback_round(client_id: str, request: RoundRequest,
+                               principal: CurrentPrincipal, runtime: Runtime,
+                               repository: Repository, clock: CurrentClock,
+                               idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+    """The client asks raters for feedback on chosen competencies.
+
+    The answer carries one link per rater, for the client to send (the platform does not
+    mail them yet). A retry with the same Idempotency-Key gives the same round and new links
+    in place of the earlier ones.
+    """
+    coach_id = await authorize_content(principal, client_id, runtime)
+    require_self(principal, client_id, "ask for 360 feedback")
+    now = clock.now()
+    try:
+        closes_at = round_closes_at(now, request.closes_at,
+                                    runtime.settings.multirater_open_days,
+                                    runtime.settings.multirater_max_open_days)
+    except ValueError as error:
+        raise HTTPException(422, f"closes_at: {error}") from error
+    cause = command_id(principal, idempotency_key, "feedback-round")
+    round_id = derived_event_id(cause, "feedback-round")
+    feedback_round = await repository.open_round(principal.tenant_id, round_id, cause, {
+        "client_id": client_id, "coach_id": coach_id, "competencies": request.competencies,
+        "rater_groups": sorted({r.group.value for r in request.raters}), "status": OPEN,
+        "created_at": now, "closes_at": closes_at, "self_rating": None,
+        "lease_until": NO_LEASE}) or await repository.feedback_round(principal.tenant_id,
+                                                                     round_id)
+    if feedback_round is None:
+        raise not_found("feedback round", round_id)
+    if feedback_round["status"] != OPEN:
+        raise HTTPException(409, "the round has closed")
+    raters = [{"tenant_id": principal.tenant_id, "client_id": client_id, "round_id": round_id,
+               "rater_id": derived_event_id(cause, f"rater-{index}"), "name": rater.name,
+               "email": rater.email, "group": rater.group.value}
+              for index, rater in enumerate(request.raters)]
+    shown = present_round(feedback_round, raters)
+    shown["invitations"] = await invite(repository, runtime, feedback_round, raters)
+    return shown
+
+
+@router.get("/clients/{client_id}/feedback-rounds", tags=["360 feedback"])
+async def client_feedback_rounds(client_id: str, principal: CurrentPrincipal, runtime: Runtime,
+                                 repository: Repository) -> list[dict[str, Any]]:
+    """The client's 360 rounds, newest first (client and coach only)."""
+    await authorize_content(principal, client_id, runtime)
+    return [present_round(r) for r in await repository.rounds_of(principal.tenant_id,
+                                                                  client_id)]
+
+
+@router.get("/feedback-rounds/{round_id}", tags=["360 feedback"])
+async def get_feedback_round(round_id: str, principal: CurrentPrincipal, runtime: Runtime,
+                             repository: Repository) -> dict[str, Any]:
+    """A round with its raters; whether a particular rater answered is never shown."""
+    feedback_round = await visible_round(principal, round_id, repository, runtime)
+    return present_round(feedback_round,
+                         await repository.raters_of(principal.tenant_id, round_id))
+
+
+@router.post("/feedback-rounds/{round_id}/raters/{rater_id}/invitation", tags=["360 feedback"])
+async def reissue_invitation(round_id: str, rater_id: str, principal: CurrentPrincipal,
+                             runtime: Runtime, repository: Repository) -> dict[str, Any]:
+    """A new link for a rater who lost theirs (the old one stops working)."""
+    feedback_round = await visible_round(principal, round_id, repository, runtime)
+    require_self(principal, feedback_round["client_id"], "invite their raters")
+    if feedback_round["status"] != OPEN:
+        raise HTTPException(409, "the round has closed")
+    rater = next((r for r in await repository.raters_of(principal.tenant_id, round_id)
+                  if r["rater_id"] == rater_id), None)
+    if rater is None:
+        raise not_found("rater", rater_id)
+    invitations = await invite(repository, runtime, feedback_round, [rater])
+    if not invitations:
+        raise HTTPException(409, "this rater has answered already")
+    return invitations[0]
+
+
+@router.put("/feedback-rounds/{round_id}/self-rating", tags=["360 feedback"])
+async def rate_self(round_id: str, ratings: Ratings, principal: CurrentPrincipal,
+                    runtime: Runtime, repository: Repository,
+                    clock: CurrentClock) -> dict[str, Any]:
+    """The client rates themself on the round's competencies (while it is open)."""
+    feedback_round = await visible_round(principal, round_id, repository, runtime)
+    require_self(principal, feedback_round["client_id"], "rate themself")
+    check_ratings(ratings, feedback_round)
+    updated = await repository.save_self_rating(principal.tenant_id, round_id, {
+        "ratings": ratings.ratings, "comment": ratings.comment, "rated_at": clock.now()})
+    if updated is None:
+        raise HTTPException(409, "the round has closed")
+    return present_round(updated)
+
+
+@router.post("/feedback-rounds/{round_id}/close", tags=["360 feedback"])
+async def close_round(round_id: str, principal: CurrentPrincipal, runtime: Runtime,
+                      repository: Repository, clock: CurrentClock) -> dict[str, Any]:
+    """The client or their coach closes the round before its deadline; closing a closed
+    round changes nothing."""
+    feedback_round = await visible_round(principal, round_id, repository, runtime)
+    closed_by = "client" if principal.subject == feedback_round["client_id"] else "coach"
+    if feedback_round["status"] == OPEN:
+        await close_feedback_round(repository, runtime.relay_document, feedback_round,
+                                   closed_by, clock.now())
+    return present_round(await visible_round(principal, round_id, repository, runtime))
+
+
+@router.get("/feedback-rounds/{round_id}/results", tags=["360 feedback"])
+async def feedback_round_results(round_id: str, principal: CurrentPrincipal, runtime: Runtime,
+                                 repository: Repository) -> dict[str, Any]:
+    """The anonymised results next to the self-rating (client and coach, once closed).
+
+    A rater group with fewer than three answers shows nothing, not even how many answered;
+    comments appear only with a group that shows, and never with who wrote them. Results
+    are not shown while the round is open: watching them change would reveal each answer.
+    """
+    feedback_round = await visible_round(principal, round_id, repository, runtime)
+    if feedback_round["status"] != CLOSED:
+        raise HTTPException(409, "results are shown once the round has closed")
+    self_rating = (feedback_round.get("self_rating") or {}).get("ratings", {})
+    groups = []
+    for result in feedback_round["results"]:
+        if result["qualifies"]:
+            groups.append(result)
+        else:
+            groups.append({"group": result["group"], "qualifies": False,
+                           "note": "not enough answers to show this group anonymously"})
+    return {"round_id": round_id, "closed_at": feedback_round["closed_at"],
+            "minimum_answers_per_group": MIN_ANSWERS_PER_GROUP,
+            "competencies": [{**competency_view(c), "self": self_rating.get(c)}
+                             for c in feedback_round["competencies"]],
+            "groups": groups}
+
+
+async def invited_rater(tenant_id: str, token: str, repository: FeedbackRepository,
+                        clock: Clock) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The rater a link token belongs to and their round: 404 for an unknown token, 409 once
+    answered, 410 once the round closed or its deadline passed."""
+    rater = await repository.rater_by_token(tenant_id, rater_token_hash(token))
+    feedback_round = rater and await repository.feedback_round(tenant_id, rater["round_id"])
+    if rater is None or feedback_round is None:
+        raise HTTPException(404, "this feedback link is not valid")
+    if rater["status"] == ANSWERED:
+        raise HTTPException(409, "you have given your feedback already, thank you")
+    if feedback_round["status"] != OPEN or clock.now() > feedback_round["closes_at"]:
+        raise HTTPException(410, "this feedback round has closed")
+    return rater, feedback_round
+
+
+RaterTenant = Annotated[str, Path(pattern=TENANT_PATTERN)]
+RaterToken = Annotated[str, Path(min_length=20, max_length=100)]
+
+
+@router.get("/tenants/{tenant_id}/rater-invitations/{token}", tags=["360 feedback"])
+async def rater_invitation(tenant_id: RaterTenant, token: RaterToken, repository: Repository,
+                           clock: CurrentClock) -> dict[str, Any]:
+    """What a rater is asked (no account: the link's token is the authorisation)."""
+    rater, feedback_round = await invited_rater(tenant_id, token, repository, clock)
+    return {"rater_name": rater["name"], "group": rater["group"],
+            "closes_at": feedback_round["closes_at"],
+            "scale": "1 = rarely shows this ... 5 = consistently shows this; leave out what "
+                     "you cannot judge",
+            "competencies": [competency_view(c) for c in feedback_round["competencies"]]}
+
+
+@router.post("/tenants/{tenant_id}/rater-invitations/{token}/response", tags=["360 feedback"],
+             status_code=201)
+async def rater_response(tenant_id: RaterTenant, token: RaterToken, ratings: Ratings,
+                         repository: Repository, clock: CurrentClock) -> dict[str, str]:
+    """A rater's ratings and comment, once per link; shown only pooled with their group."""
+    rater, feedback_round = await invited_rater(tenant_id, token, repository, clock)
+    check_ratings(ratings, feedback_round)
+    stored = await repository.record_response({
+        "_id": rater_response_key(token), "tenant_id": tenant_id,
+        "client_id": feedback_round["client_id"], "round_id": feedback_round["round_id"],
+        "group": rater["group"], "ratings": ratings.ratings, "comment": ratings.comment})
+    # Also after a crash between the two writes: the stored answer marks the rater answered.
+    await repository.mark_answered(tenant_id, rater["round_id"], rater["rater_id"])
+    if not stored:
+        raise HTTPException(409, "you have given your feedback already, thank you")
+    return {"status": "received"}

@@ -13,6 +13,7 @@ from coaching_shared.contracts import (
     GoalAbandoned,
     GoalAchieved,
     GoalSet,
+    MultiRaterFeedbackCompleted,
     ProgressReviewed,
 )
 from coaching_shared.service import ServiceDefinition, ServiceRuntime, build_service, run_service
@@ -50,18 +51,19 @@ def create_app(settings: FeedbackSettings | None = None, clock: Clock | None = N
         consumer.on(CheckInCompleted, handlers.checkin_settled)
         consumer.on(CheckInMissed, handlers.checkin_settled)
         parts["repository"] = repository
-        scheduler = CheckInScheduler(repository, runtime.publisher, settings, clock)
+        scheduler = CheckInScheduler(repository, runtime.publisher, settings, clock,
+                                     runtime.relay_document)
         runtime.run_in_background(scheduler)
         parts["scheduler"] = scheduler
 
     definition = ServiceDefinition(
         title="Coaching feedback service",
         description="Check-in schedules and CheckInDue, check-ins, progress reviews, reflective "
-                    "exercises and coach feedback.",
+                    "exercises, coach feedback and multi-rater (360) feedback.",
         routers=[api.router], indexes=INDEXES, outbox_collections=OUTBOX_COLLECTIONS,
         personal_collections=PERSONAL_COLLECTIONS,
         produces=[CheckInDue, CheckInCompleted, CheckInMissed, ProgressReviewed, FeedbackGiven,
-                  ClientAtRisk],
+                  ClientAtRisk, MultiRaterFeedbackCompleted],
         wire=wire)
     app = build_service(settings, definition)
     app.state.feedback_repository = parts["repository"]

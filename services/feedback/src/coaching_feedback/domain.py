@@ -8,6 +8,7 @@ changes (its UTC instant moves instead). Every instant handed in or out is timez
 from __future__ import annotations
 
 import calendar
+import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -348,6 +349,15 @@ def risk_reasons(outcomes: Sequence[CheckInOutcome], kpis: Sequence[KpiSpec],
     return reasons
 
 
+def newly_at_risk(standing: Sequence[str], current: Sequence[str]) -> list[str]:
+    """The reasons that put the client at risk anew: those not already standing.
+
+    The coach hears once when a client becomes at risk or a new reason appears, not again
+    at every check-in while the same reasons stand.
+    """
+    return [reason for reason in current if reason not in set(standing)]
+
+
 def _kpi_off_track(latest: CheckInOutcome, kpis: Sequence[KpiSpec], goal_start: date,
                    goal_due: date) -> bool:
     expected = elapsed_share(goal_start, goal_due, latest.due_at)
@@ -371,7 +381,134 @@ def month_bounds(moment: datetime) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=days)
 
 
+def month_start_after(moment: datetime, timezone: str) -> datetime:
+    """The first instant (UTC) of the client's local month after the one holding `moment`:
+    when that month's progress review falls due."""
+    zone = ZoneInfo(timezone)
+    year, month = _month_after(moment.astimezone(zone).date())
+    return datetime(year, month, 1, tzinfo=zone).astimezone(UTC)
+
+
+def local_month_before(month_end: datetime, timezone: str) -> tuple[str, datetime]:
+    """The local month ending at a month boundary: its label (YYYY-MM) and first instant."""
+    zone = ZoneInfo(timezone)
+    inside = (month_end - timedelta(days=1)).astimezone(zone)
+    start = datetime(inside.year, inside.month, 1, tzinfo=zone).astimezone(UTC)
+    return f"{inside.year:04d}-{inside.month:02d}", start
+
+
 def completion_rate(completed: int, missed: int) -> float | None:
     """Completed ÷ settled check-ins; None before any check-in was settled."""
     settled = completed + missed
     return round(completed / settled, 4) if settled else None
+
+
+# -- Multi-rater (360) feedback ----------------------------------------------------------------
+
+
+class RaterGroup(StrEnum):
+    """Whose view a rater gives: results are shown per group, never per rater."""
+
+    MANAGER = "manager"
+    PEER = "peer"
+    DIRECT_REPORT = "direct_report"
+    OTHER = "other"
+
+
+# With fewer answers a group's numbers could point at a person, so nothing of it is shown;
+# the same holds for one competency within a group (raters may leave one unrated).
+MIN_ANSWERS_PER_GROUP = 3
+ALL_RATERS = "all_raters"
+
+
+@dataclass(frozen=True)
+class RaterAnswer:
+    """One rater's answer: 1-5 ratings by competency (unrated ones left out), a comment."""
+
+    group: RaterGroup
+    ratings: dict[str, int]
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    """What may be shown of a rater group: everything, or only that it has too few answers."""
+
+    group: str
+    qualifies: bool
+    answers: int | None = None
+    averages: dict[str, float | None] = field(default_factory=dict)
+    comments: list[str] = field(default_factory=list)
+
+
+def competency_averages(answers: Sequence[RaterAnswer],
+                        competencies: Sequence[str]) -> dict[str, float | None]:
+    """The mean rating per competency, None where fewer than the threshold rated it."""
+    averages: dict[str, float | None] = {}
+    for competency in competencies:
+        ratings = [a.ratings[competency] for a in answers if competency in a.ratings]
+        averages[competency] = (round(sum(ratings) / len(ratings), 2)
+                                if len(ratings) >= MIN_ANSWERS_PER_GROUP else None)
+    return averages
+
+
+def group_result(group: str, answers: Sequence[RaterAnswer],
+                 competencies: Sequence[str]) -> GroupResult:
+    """A group's averages and comments if it has enough answers, else nothing at all."""
+    if len(answers) < MIN_ANSWERS_PER_GROUP:
+        return GroupResult(group=group, qualifies=False)
+    # Sorted, so the order of comments says nothing about who answered when.
+    comments = sorted(c for a in answers if (c := " ".join(a.comment.split())))
+    return GroupResult(group=group, qualifies=True, answers=len(answers),
+                       averages=competency_averages(answers, competencies), comments=comments)
+
+
+def summarise_ratings(answers: Sequence[RaterAnswer], competencies: Sequence[str],
+                      invited_groups: Sequence[RaterGroup]) -> list[GroupResult]:
+    """The shareable results of a round: one entry per invited group, then all raters.
+
+    "All raters" pools the qualifying groups only: pooling a group of one with others would
+    let its answer be worked out by subtraction.
+    """
+    by_group: dict[RaterGroup, list[RaterAnswer]] = {group: [] for group in invited_groups}
+    for answer in answers:
+        by_group.setdefault(answer.group, []).append(answer)
+    results = [group_result(group.value, by_group[group], competencies)
+               for group in RaterGroup if group in by_group]
+    pooled = [a for group, group_answers in by_group.items()
+              if len(group_answers) >= MIN_ANSWERS_PER_GROUP for a in group_answers]
+    overall = group_result(ALL_RATERS, pooled, competencies)
+    # Comments are already shown with their group; repeating them here adds nothing.
+    return [*results, GroupResult(overall.group, overall.qualifies, overall.answers,
+                                  overall.averages)]
+
+
+def qualifying_groups(results: Sequence[GroupResult]) -> int:
+    """How many rater groups (not counting the pooled row) have enough answers to be shown."""
+    return sum(1 for r in results if r.qualifies and r.group != ALL_RATERS)
+
+
+def rater_token_hash(token: str) -> str:
+    """What is stored of a rater's link token: the token itself never is."""
+    return hashlib.sha256(f"rater-token|{token}".encode()).hexdigest()
+
+
+def rater_response_key(token: str) -> str:
+    """The key of a rater's answer: one answer per token, yet it cannot be traced back to
+    the rater's record without the token, which nobody keeps."""
+    return hashlib.sha256(f"rater-response|{token}".encode()).hexdigest()
+
+
+def round_closes_at(now: datetime, requested: datetime | None, default_days: int,
+                    max_days: int) -> datetime:
+    """When a round closes: as requested (in the future, within the limit) or by default."""
+    if requested is None:
+        return now + timedelta(days=default_days)
+    if requested.tzinfo is None:
+        raise ValueError("closes_at needs a timezone")
+    closes_at = requested.astimezone(UTC)
+    if closes_at <= now:
+        raise ValueError("closes_at must be in the future")
+    if closes_at > now + timedelta(days=max_days):
+        raise ValueError(f"a round stays open at most {max_days} days")
+    return closes_at

@@ -9,7 +9,8 @@ and Kafka's at-least-once delivery guarantees that every published check-in gets
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from coaching_shared.contracts import (
@@ -23,25 +24,35 @@ from coaching_shared.contracts import (
     GoalAchieved,
     GoalSet,
     KpiSpec,
+    MultiRaterFeedbackCompleted,
     ProgressReviewed,
 )
 from coaching_shared.events import EventMessage, derived_event_id
 from coaching_shared.membership import Membership
 from coaching_shared.messaging import EventContext
 from coaching_shared.service import ServiceRuntime
+from pymongo.asynchronous.collection import AsyncCollection
 
 from coaching_feedback.clock import Clock
 from coaching_feedback.domain import (
     CheckInOutcome,
     CheckInPlan,
     CheckInWindow,
+    GroupResult,
     NoSlotAvailable,
+    RaterAnswer,
+    RaterGroup,
     first_due,
+    local_month_before,
+    month_start_after,
+    newly_at_risk,
     plan_origin,
+    qualifying_groups,
     rescheduled_due,
     review_due,
     review_progress,
     risk_reasons,
+    summarise_ratings,
 )
 from coaching_feedback.prompts import checkin_context, choose_prompts
 from coaching_feedback.repository import (
@@ -56,6 +67,10 @@ from coaching_feedback.repository import (
 from coaching_feedback.settings import FeedbackSettings
 
 SOURCE = "/coaching/feedback"
+# What started a progress review.
+EVERY_N_CHECKINS = "every_n_checkins"
+MONTHLY = "monthly"
+ON_REQUEST = "on_request"
 DEFAULT_PLAN = "default"
 CLIENT_PLAN = "client"
 REPLAN_ATTEMPTS = 5
@@ -99,7 +114,11 @@ async def replan_schedule(repository: FeedbackRepository, schedule: dict[str, An
             raise ScheduleEnded(schedule.get("ended_reason") or "ended")
         origin = schedule.get("previous_due_at") or schedule["origin_at"]
         next_due = rescheduled_due(plan, origin, schedule["next_due_at"], clock.now())
-        updated = await repository.replan(schedule, stored_plan(plan), plan_source, next_due)
+        review_at = schedule.get("next_review_at")
+        if review_at is not None:  # the same month's review, at its end in the new timezone
+            review_at = month_start_after(review_at - timedelta(days=1), plan.timezone)
+        updated = await repository.replan(schedule, stored_plan(plan), plan_source, next_due,
+                                          review_at)
         if updated is not None:
             return updated
         # The sweep advanced it or someone else changed it meanwhile: plan from the fresh copy.
@@ -108,6 +127,93 @@ async def replan_schedule(repository: FeedbackRepository, schedule: dict[str, An
             raise ScheduleEnded("erased")
         schedule = fresh
     raise ScheduleBusy("the schedule keeps changing; retry")
+
+
+Relay = Callable[[AsyncCollection, dict[str, Any] | None], Awaitable[None]]
+
+
+def round_results(feedback_round: dict[str, Any],
+                  responses: list[dict[str, Any]]) -> list[GroupResult]:
+    """The anonymised results of a round from its stored answers."""
+    answers = [RaterAnswer(group=RaterGroup(r["group"]), ratings=dict(r["ratings"]),
+                           comment=r.get("comment", "")) for r in responses]
+    return summarise_ratings(answers, feedback_round["competencies"],
+                             [RaterGroup(g) for g in feedback_round["rater_groups"]])
+
+
+async def close_feedback_round(repository: FeedbackRepository, relay: Relay,
+                               feedback_round: dict[str, Any], closed_by: str,
+                               closed_at: datetime) -> dict[str, Any] | None:
+    """Close a 360 round: freeze its anonymised results, drop the individual answers, and
+    publish MultiRaterFeedbackCompleted once, however often or by whom it is closed.
+
+    Returns the closed round, or None if it was closed (or erased) already.
+    """
+    tenant_id, round_id = feedback_round["tenant_id"], feedback_round["round_id"]
+    results = round_results(feedback_round, await repository.responses_of(tenant_id, round_id))
+    completed = MultiRaterFeedbackCompleted(
+        tenant_id=tenant_id, client_id=feedback_round["client_id"], round_id=round_id,
+        competencies=feedback_round["competencies"],
+        qualifying_groups=qualifying_groups(results), closed_at=closed_at,
+        closed_by=closed_by, coach_id=feedback_round.get("coach_id"))
+    # Every closer derives the same cause and event id: only the first close takes effect.
+    message = EventMessage.wrap(completed, SOURCE,
+                                event_id=derived_event_id(round_id, "multirater-completed"))
+    document = await repository.close_round(
+        tenant_id, round_id, derived_event_id(round_id, "close-round"),
+        {"closed_at": closed_at, "closed_by": closed_by,
+         "results": [vars(result) for result in results]}, message)
+    if document is not None:
+        await relay(repository.rounds, document)
+        await repository.forget_responses(tenant_id, round_id)
+    return document
+
+
+async def record_progress_review(repository: FeedbackRepository, relay: Relay,
+                                 schedule: dict[str, Any], settled: list[dict[str, Any]],
+                                 review_id: str, cause_id: str, trigger: str,
+                                 reviewed_at: datetime) -> dict[str, Any] | None:
+    """Compute a progress review over settled check-ins and publish ProgressReviewed, once
+    per review id; None when there is nothing to review (or it was recorded already)."""
+    if not settled:
+        return None
+    review = review_progress([outcome_of(c) for c in settled])
+    tenant_id, client_id = schedule["tenant_id"], schedule["client_id"]
+    reviewed = ProgressReviewed(
+        tenant_id=tenant_id, client_id=client_id, review_id=review_id,
+        goal_id=schedule["goal_id"], period_start=review.period_start,
+        period_end=review.period_end, adherence=review.adherence,
+        confidence_trend=review.confidence_trend, checkins_due=review.due,
+        checkins_completed=review.completed, kpi_trends=review.kpi_trends,
+        coach_id=schedule.get("coach_id"), trigger=trigger)
+    message = EventMessage.wrap(reviewed, SOURCE,
+                                event_id=derived_event_id(review_id, "progress-reviewed"))
+    document = await repository.record_review(tenant_id, review_id, cause_id, {
+        "client_id": client_id, "goal_id": schedule["goal_id"],
+        "coach_id": schedule.get("coach_id"), "trigger": trigger,
+        "from_period": settled[0]["period"], "to_period": settled[-1]["period"],
+        "period_start": review.period_start, "period_end": review.period_end,
+        "adherence": review.adherence, "checkins_due": review.due,
+        "checkins_completed": review.completed, "confidence_trend": review.confidence_trend,
+        "kpi_trends": review.kpi_trends, "recurring_blockers": review.recurring_blockers,
+        "coach_notes": None, "reviewed_at": reviewed_at}, message)
+    await relay(repository.reviews, document)
+    return document
+
+
+async def review_month(repository: FeedbackRepository, relay: Relay, schedule: dict[str, Any],
+                       month_end: datetime, reviewed_at: datetime) -> dict[str, Any] | None:
+    """The monthly review of a goal: the check-ins that fell due in the client's local month
+    ending at `month_end` and are settled (those still in their grace period wait for the
+    next review). The same month always gets the same review id."""
+    timezone = CheckInPlan.model_validate(schedule["plan"]).timezone
+    label, month_start = local_month_before(month_end, timezone)
+    settled = await repository.settled_checkins_due_between(
+        schedule["tenant_id"], schedule["goal_id"], month_start, month_end)
+    review_id = derived_event_id(f"{schedule['tenant_id']}|{schedule['goal_id']}|{label}",
+                                 "monthly-review")
+    return await record_progress_review(repository, relay, schedule, settled, review_id,
+                                        review_id, MONTHLY, reviewed_at)
 
 
 class FeedbackHandlers:
@@ -155,6 +261,7 @@ class FeedbackHandlers:
                     "planned_at": planned_at,
                     "origin_at": plan_origin(plan, planned_at, event.start_date),
                     "previous_due_at": None, "next_period": 1, "next_due_at": next_due,
+                    "next_review_at": month_start_after(planned_at, plan.timezone),
                     "lease_until": NO_LEASE, "revision": 0}
         await self.repository.plan_schedule(event.tenant_id, event.goal_id, context.message.id,
                                             goal, schedule)
@@ -209,11 +316,17 @@ class FeedbackHandlers:
         recent = await self.repository.settled_checkins(
             event.tenant_id, event.goal_id, from_period=max(1, event.period - RISK_LOOKBACK),
             to_period=event.period)
-        reasons = risk_reasons([outcome_of(c) for c in recent], kpis,
-                               date.fromisoformat(schedule["goal_start"]),
-                               date.fromisoformat(schedule["goal_due"]))
-        if reasons:
-            await self._flag_risk(event, context, schedule, [r.value for r in reasons])
+        # An older check-in settled late (or redelivered) says nothing about the standing now.
+        if event.period >= schedule.get("risk_period", 0):
+            reasons = [r.value for r in risk_reasons(
+                [outcome_of(c) for c in recent], kpis,
+                date.fromisoformat(schedule["goal_start"]),
+                date.fromisoformat(schedule["goal_due"]))]
+            if newly_at_risk(schedule.get("risk_reasons", []), reasons):
+                await self._flag_risk(event, context, schedule, reasons)
+            # After the signal: a crash in between re-flags on redelivery (with the same ids).
+            await self.repository.record_standing_risk(event.tenant_id, event.goal_id,
+                                                       event.period, reasons)
         every = self.settings.review_every_checkins
         if review_due(event.period, every):
             await self._review(event, context, schedule, event.period - every + 1)
@@ -238,28 +351,8 @@ class FeedbackHandlers:
                       schedule: dict[str, Any], from_period: int) -> None:
         settled = await self.repository.settled_checkins(event.tenant_id, event.goal_id,
                                                          from_period, event.period)
-        if not settled:
-            return
-        review = review_progress([outcome_of(c) for c in settled])
         review_id = derived_event_id(f"{event.tenant_id}|{event.goal_id}|{event.period}",
                                      "progress-review")
-        reviewed = ProgressReviewed(
-            tenant_id=event.tenant_id, client_id=event.client_id, review_id=review_id,
-            goal_id=event.goal_id, period_start=review.period_start,
-            period_end=review.period_end, adherence=review.adherence,
-            confidence_trend=review.confidence_trend, checkins_due=review.due,
-            checkins_completed=review.completed, kpi_trends=review.kpi_trends,
-            coach_id=schedule.get("coach_id"))
-        message = EventMessage.wrap(reviewed, SOURCE,
-                                    event_id=derived_event_id(review_id, "progress-reviewed"))
-        document = await self.repository.record_review(event.tenant_id, review_id,
-                                                       context.message.id, {
-            "client_id": event.client_id, "goal_id": event.goal_id,
-            "coach_id": schedule.get("coach_id"), "from_period": from_period,
-            "to_period": event.period, "period_start": review.period_start,
-            "period_end": review.period_end, "adherence": review.adherence,
-            "checkins_due": review.due, "checkins_completed": review.completed,
-            "confidence_trend": review.confidence_trend, "kpi_trends": review.kpi_trends,
-            "recurring_blockers": review.recurring_blockers, "coach_notes": None,
-            "reviewed_at": self.clock.now()}, message)
-        await self.runtime.relay_document(self.repository.reviews, document)
+        await record_progress_review(self.repository, self.runtime.relay_document, schedule,
+                                     settled, review_id, context.message.id,
+                                     EVERY_N_CHECKINS, self.clock.now())

@@ -13,7 +13,7 @@ from coaching_shared.outbox_batch import PublishOnce
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 PREFERENCES = "checkin_preferences"
 SCHEDULES = "checkin_schedules"
@@ -23,6 +23,9 @@ REVIEWS = "progress_reviews"
 FEEDBACK = "coach_feedback"
 PUBLISHED = "published_events"
 RISK_SIGNALS = "risk_signals"
+ROUNDS = "multirater_rounds"
+RATERS = "multirater_raters"
+RESPONSES = "multirater_responses"
 
 ACTIVE = "active"
 ENDED = "ended"
@@ -30,6 +33,11 @@ OPEN = "open"
 COMPLETED = "completed"
 MISSED = "missed"
 CANCELLED = "cancelled"
+CLOSED = "closed"
+INVITED = "invited"
+ANSWERED = "answered"
+# What a rater record holds besides its key, status and token hash.
+RATER_FACTS = ("client_id", "name", "email", "group")
 SETTLED = (COMPLETED, MISSED)
 # "Never leased": a real instant, because a missing field would not compare with $lte.
 NO_LEASE = datetime(1970, 1, 1, tzinfo=UTC)
@@ -40,6 +48,7 @@ INDEXES = [
     IndexSpec(SCHEDULES, [("tenant_id", 1), ("client_id", 1)]),
     # The due sweep looks across tenants: platform work, like the outbox sweep.
     IndexSpec(SCHEDULES, [("status", 1), ("next_due_at", 1)], system=True),
+    IndexSpec(SCHEDULES, [("status", 1), ("next_review_at", 1)], system=True),
     IndexSpec(CHECKINS, [("tenant_id", 1), ("checkin_id", 1)], unique=True),
     IndexSpec(CHECKINS, [("tenant_id", 1), ("client_id", 1), ("due_at", 1)]),
     IndexSpec(CHECKINS, [("tenant_id", 1), ("goal_id", 1), ("period", 1)]),
@@ -48,18 +57,27 @@ INDEXES = [
     IndexSpec(REFLECTIONS, [("tenant_id", 1), ("client_id", 1), ("created_at", 1)]),
     IndexSpec(REVIEWS, [("tenant_id", 1), ("review_id", 1)], unique=True),
     IndexSpec(REVIEWS, [("tenant_id", 1), ("client_id", 1), ("period_end", 1)]),
+    IndexSpec(REVIEWS, [("tenant_id", 1), ("goal_id", 1), ("to_period", 1)]),
     IndexSpec(FEEDBACK, [("tenant_id", 1), ("feedback_id", 1)], unique=True),
     IndexSpec(FEEDBACK, [("tenant_id", 1), ("client_id", 1), ("given_at", 1)]),
     IndexSpec(RISK_SIGNALS, [("tenant_id", 1), ("signal_id", 1)], unique=True),
     IndexSpec(RISK_SIGNALS, [("tenant_id", 1), ("client_id", 1), ("detected_at", 1)]),
+    IndexSpec(ROUNDS, [("tenant_id", 1), ("round_id", 1)], unique=True),
+    IndexSpec(ROUNDS, [("tenant_id", 1), ("client_id", 1), ("created_at", 1)]),
+    # The deadline sweep looks across tenants, like the due sweep.
+    IndexSpec(ROUNDS, [("status", 1), ("closes_at", 1)], system=True),
+    IndexSpec(RATERS, [("tenant_id", 1), ("round_id", 1), ("rater_id", 1)], unique=True),
+    IndexSpec(RATERS, [("tenant_id", 1), ("token_hash", 1)], unique=True),
+    IndexSpec(RESPONSES, [("tenant_id", 1), ("round_id", 1)]),
     *PublishOnce.indexes(PUBLISHED),
 ]
 # Each outbox collection's documents carry one kind of outgoing event, so a writer relaying a
 # document never publishes another writer's fresh entries (the schedules' CheckInDue go through
 # the scheduler's publish-once relay only).
-OUTBOX_COLLECTIONS = [SCHEDULES, CHECKINS, REVIEWS, FEEDBACK, RISK_SIGNALS]
+OUTBOX_COLLECTIONS = [SCHEDULES, CHECKINS, REVIEWS, FEEDBACK, RISK_SIGNALS, ROUNDS]
+# Rater names and e-mails belong to the client's round and go with it.
 PERSONAL_COLLECTIONS = [PREFERENCES, SCHEDULES, CHECKINS, REFLECTIONS, REVIEWS, FEEDBACK,
-                        RISK_SIGNALS, PUBLISHED]
+                        RISK_SIGNALS, ROUNDS, RATERS, RESPONSES, PUBLISHED]
 
 
 @dataclass(frozen=True)
@@ -81,6 +99,9 @@ class FeedbackRepository:
         self.reviews = db[REVIEWS]
         self.feedback = db[FEEDBACK]
         self.risk_signals = db[RISK_SIGNALS]
+        self.rounds = db[ROUNDS]
+        self.raters = db[RATERS]
+        self.responses = db[RESPONSES]
         self.publish_once = PublishOnce(db[PUBLISHED])
 
     # -- preferences -----------------------------------------------------------------------
@@ -133,7 +154,8 @@ class FeedbackRepository:
         return await self.schedules.find(query).sort("goal_id", 1).to_list()
 
     async def replan(self, schedule: Mapping[str, Any], plan: Mapping[str, Any],
-                     plan_source: str, next_due_at: datetime) -> dict[str, Any] | None:
+                     plan_source: str, next_due_at: datetime,
+                     next_review_at: datetime | None = None) -> dict[str, Any] | None:
         """Change an active schedule's plan unless it changed meanwhile (optimistic revision).
 
         The revision bump makes a sweep that claimed the schedule before the change give up
@@ -144,7 +166,8 @@ class FeedbackRepository:
             {"_id": schedule["_id"], "revision": schedule["revision"],
              "next_period": schedule["next_period"], "status": ACTIVE},
             {"$set": {"plan": dict(plan), "plan_source": plan_source,
-                      "next_due_at": next_due_at, "lease_until": NO_LEASE},
+                      "next_due_at": next_due_at, "lease_until": NO_LEASE,
+                      **({"next_review_at": next_review_at} if next_review_at else {})},
              "$inc": {"revision": 1}},
             return_document=ReturnDocument.AFTER)
 
@@ -154,6 +177,15 @@ class FeedbackRepository:
         return await apply_once(self.risk_signals,
                                 {"tenant_id": tenant_id, "signal_id": signal_id}, cause_id,
                                 {"$setOnInsert": dict(risk)}, outbox=[event])
+
+    async def record_standing_risk(self, tenant_id: str, goal_id: str, period: int,
+                                   reasons: Sequence[str]) -> None:
+        """The goal's current at-risk reasons, as of a settled check-in; never overwritten
+        by an older one."""
+        await self.schedules.update_one(
+            {"tenant_id": tenant_id, "goal_id": goal_id,
+             "$or": [{"risk_period": {"$exists": False}}, {"risk_period": {"$lte": period}}]},
+            {"$set": {"risk_reasons": list(reasons), "risk_period": period}})
 
     async def risk_signals_of(self, tenant_id: str, client_id: str) -> list[dict[str, Any]]:
         return await self.risk_signals.find({"tenant_id": tenant_id, "client_id": client_id}
@@ -256,6 +288,23 @@ class FeedbackRepository:
             {"tenant_id": tenant_id, "goal_id": goal_id, "period": period,
              "status": {"$in": list(SETTLED)}}).sort("period", 1).to_list()
 
+    async def settled_checkins_due_between(self, tenant_id: str, goal_id: str,
+                                           start: datetime,
+                                           end: datetime) -> list[dict[str, Any]]:
+        """The goal's settled check-ins that fell due in [start, end)."""
+        return await self.checkins.find(
+            {"tenant_id": tenant_id, "goal_id": goal_id, "due_at": {"$gte": start, "$lt": end},
+             "status": {"$in": list(SETTLED)}}).sort("period", 1).to_list()
+
+    async def advance_monthly_review(self, schedule: Mapping[str, Any], owner: str,
+                                     next_review_at: datetime) -> bool:
+        """Move a claimed schedule's monthly review on and release it (if still ours)."""
+        result = await self.schedules.update_one(
+            {"_id": schedule["_id"], "lease_owner": owner,
+             "next_review_at": schedule["next_review_at"]},
+            {"$set": {"next_review_at": next_review_at, "lease_until": NO_LEASE}})
+        return result.modified_count == 1
+
     # -- reflections -----------------------------------------------------------------------
 
     async def store_reflections(self, reflections: Sequence[Mapping[str, Any]]) -> None:
@@ -300,6 +349,13 @@ class FeedbackRepository:
         return await self.reviews.find({"tenant_id": tenant_id, "client_id": client_id}).sort(
             "period_end", 1).to_list()
 
+    async def last_reviewed_period(self, tenant_id: str, goal_id: str) -> int:
+        """The latest check-in period any review of the goal covered (0 before any)."""
+        latest = await self.reviews.find({"tenant_id": tenant_id, "goal_id": goal_id},
+                                         {"to_period": 1}).sort("to_period", -1).limit(1
+                                                                                     ).to_list()
+        return latest[0]["to_period"] if latest else 0
+
     async def annotate_review(self, tenant_id: str, review_id: str,
                               notes: str, noted_at: datetime) -> dict[str, Any] | None:
         return await self.reviews.find_one_and_update(
@@ -340,3 +396,79 @@ class FeedbackRepository:
 
     async def review_count(self, tenant_id: str) -> int:
         return await self.reviews.count_documents({"tenant_id": tenant_id})
+
+    # -- multi-rater (360) feedback --------------------------------------------------------
+
+    async def open_round(self, tenant_id: str, round_id: str, cause_id: str,
+                         feedback_round: Mapping[str, Any]) -> dict[str, Any] | None:
+        return await apply_once(self.rounds, {"tenant_id": tenant_id, "round_id": round_id},
+                                cause_id, {"$setOnInsert": dict(feedback_round)})
+
+    async def feedback_round(self, tenant_id: str, round_id: str) -> dict[str, Any] | None:
+        return await self.rounds.find_one({"tenant_id": tenant_id, "round_id": round_id})
+
+    async def rounds_of(self, tenant_id: str, client_id: str) -> list[dict[str, Any]]:
+        return await self.rounds.find({"tenant_id": tenant_id, "client_id": client_id}).sort(
+            "created_at", -1).limit(100).to_list()
+
+    async def invite_rater(self, tenant_id: str, round_id: str, rater_id: str,
+                           token_hash: str, rater: Mapping[str, Any]) -> bool:
+        """Give a rater who has not answered a (new) link token, creating the rater if new.
+
+        An earlier token of the rater stops working. False if the rater already answered:
+        the guarded upsert then collides with the existing rater on the unique index.
+        """
+        key = {"tenant_id": tenant_id, "round_id": round_id, "rater_id": rater_id}
+        facts = {name: rater[name] for name in RATER_FACTS}
+        try:
+            await self.raters.update_one({**key, "status": INVITED},
+                                         {"$set": {"token_hash": token_hash},
+                                          "$setOnInsert": facts}, upsert=True)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def raters_of(self, tenant_id: str, round_id: str) -> list[dict[str, Any]]:
+        return await self.raters.find({"tenant_id": tenant_id, "round_id": round_id}).sort(
+            "rater_id", 1).to_list()
+
+    async def rater_by_token(self, tenant_id: str, token_hash: str) -> dict[str, Any] | None:
+        return await self.raters.find_one({"tenant_id": tenant_id, "token_hash": token_hash})
+
+    async def record_response(self, response: Mapping[str, Any]) -> bool:
+        """Store a rater's answer under its key; False if that key answered already."""
+        try:
+            await self.responses.insert_one(dict(response))
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def mark_answered(self, tenant_id: str, round_id: str, rater_id: str) -> None:
+        # No timestamp: it could be matched with the order of the stored answers.
+        await self.raters.update_one(
+            {"tenant_id": tenant_id, "round_id": round_id, "rater_id": rater_id},
+            {"$set": {"status": ANSWERED}})
+
+    async def responses_of(self, tenant_id: str, round_id: str) -> list[dict[str, Any]]:
+        return await self.responses.find({"tenant_id": tenant_id, "round_id": round_id}
+                                         ).to_list()
+
+    async def save_self_rating(self, tenant_id: str, round_id: str,
+                               self_rating: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The client's own ratings, while the round is open (None once it closed)."""
+        return await self.rounds.find_one_and_update(
+            {"tenant_id": tenant_id, "round_id": round_id, "status": OPEN},
+            {"$set": {"self_rating": dict(self_rating)}}, return_document=ReturnDocument.AFTER)
+
+    async def close_round(self, tenant_id: str, round_id: str, cause_id: str,
+                          fields: Mapping[str, Any],
+                          event: EventMessage) -> dict[str, Any] | None:
+        """Close an open round with its frozen results and event; None if it was not open."""
+        return await apply_once(
+            self.rounds, {"tenant_id": tenant_id, "round_id": round_id, "status": OPEN},
+            cause_id, {"$set": {**fields, "status": CLOSED, "lease_until": NO_LEASE}},
+            outbox=[event], create=False)
+
+    async def forget_responses(self, tenant_id: str, round_id: str) -> None:
+        """Individual answers are not kept once the anonymised results are frozen."""
+        await self.responses.delete_many({"tenant_id": tenant_id, "round_id": round_id})

@@ -41,8 +41,9 @@ from coaching_feedback.domain import (
     checkin_due_event_id,
     checkin_id_for,
     fallen_due,
+    month_start_after,
 )
-from coaching_feedback.handlers import SOURCE
+from coaching_feedback.handlers import SOURCE, Relay, close_feedback_round, review_month
 from coaching_feedback.repository import (
     ACTIVE,
     ENDED,
@@ -110,9 +111,10 @@ class CheckInScheduler:
     """Runs the due and missed sweeps in the background of every replica."""
 
     def __init__(self, repository: FeedbackRepository, publisher: EventPublisher,
-                 settings: FeedbackSettings, clock: Clock) -> None:
+                 settings: FeedbackSettings, clock: Clock, relay: Relay) -> None:
         self.repository = repository
         self.publisher = publisher
+        self.relay = relay
         self.settings = settings
         self.clock = clock
         self._lease = timedelta(seconds=settings.scheduler_lease_seconds)
@@ -133,6 +135,41 @@ class CheckInScheduler:
         return await self._sweep(
             self.repository.checkins, {"status": OPEN, "respond_by": {"$lt": now}},
             "respond_by", lambda document, owner: checkin_missed(document, owner, now))
+
+    async def close_due_rounds(self) -> int:
+        """Close the 360 rounds whose deadline passed; returns how many were claimed.
+
+        The lease only spares replicas duplicate work: closing is idempotent by itself.
+        """
+        claimed = await self.repository.claim(
+            self.repository.rounds, {"status": OPEN, "closes_at": {"$lte": self.clock.now()}},
+            "closes_at", uuid.uuid4().hex, self._lease, self.settings.scheduler_batch_size)
+        for feedback_round in claimed:
+            await close_feedback_round(self.repository, self.relay, feedback_round, "deadline",
+                                       feedback_round["closes_at"])
+        return len(claimed)
+
+    async def review_months(self) -> int:
+        """Monthly progress reviews of the goals whose local month ended; returns how many
+        schedules were claimed. After downtime each round catches up one month per goal.
+
+        Reviews are recorded by id (goal and month), so a replica that lost its lease
+        meanwhile repeats nothing.
+        """
+        if not self.settings.review_monthly:
+            return 0
+        now = self.clock.now()
+        owner = uuid.uuid4().hex
+        claimed = await self.repository.claim(
+            self.repository.schedules, {"status": ACTIVE, "next_review_at": {"$lte": now}},
+            "next_review_at", owner, self._lease, self.settings.scheduler_batch_size)
+        for schedule in claimed:
+            month_end = schedule["next_review_at"]
+            await review_month(self.repository, self.relay, schedule, month_end, now)
+            timezone = CheckInPlan.model_validate(schedule["plan"]).timezone
+            await self.repository.advance_monthly_review(
+                schedule, owner, month_start_after(month_end, timezone))
+        return len(claimed)
 
     async def _sweep(self, collection: AsyncCollection, due: dict[str, Any], sort_field: str,
                      transition_of: Any) -> int:
@@ -155,8 +192,9 @@ class CheckInScheduler:
         return len(claimed)
 
     async def run_once(self) -> int:
-        """Both sweeps once; returns the documents claimed (0 when nothing was due)."""
-        return await self.publish_due_checkins() + await self.publish_missed_checkins()
+        """Every sweep once; returns the documents claimed (0 when nothing was due)."""
+        return (await self.publish_due_checkins() + await self.publish_missed_checkins()
+                + await self.review_months() + await self.close_due_rounds())
 
     async def forget_published(self) -> int:
         """Trim the publish-once ledger: a day covers any relay still in flight."""

@@ -45,6 +45,14 @@ class FeedbackSettings(ServiceSettings):
         default=4, ge=0, description="A progress review after every N settled check-ins "
         "(0 = only on request)")
 
+    review_monthly: bool = Field(
+        default=True, description="Also a progress review per goal at each month's end in "
+        "the client's timezone")
+    multirater_open_days: int = Field(
+        default=14, ge=1, le=90, description="How long a 360 round stays open by default")
+    multirater_max_open_days: int = Field(
+        default=90, ge=1, description="The latest a client may set a 360 round to close")
+
     def clock(self) -> ScaledClock:
         return ScaledClock(self.clock_speed, self.clock_epoch)
 

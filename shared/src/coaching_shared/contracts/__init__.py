@@ -24,6 +24,7 @@ from coaching_shared.contracts.feedback import (
     ClientAtRisk,
     FeedbackGiven,
     KpiReading,
+    MultiRaterFeedbackCompleted,
     ProgressReviewed,
 )
 from coaching_shared.contracts.goals import (
@@ -60,6 +61,7 @@ __all__ = [
     "KpiProgress",
     "KpiReading",
     "KpiSpec",
+    "MultiRaterFeedbackCompleted",
     "NotificationFailed",
     "NotificationSent",
     "ProgressReviewed",

@@ -24,6 +24,7 @@ from coaching_shared.contracts.feedback import (
     ClientAtRisk,
     FeedbackGiven,
     KpiReading,
+    MultiRaterFeedbackCompleted,
     ProgressReviewed,
 )
 from coaching_shared.contracts.goals import (
@@ -89,6 +90,9 @@ EXAMPLES: list[Event] = [
                   subject_id="chk-1"),
     ClientAtRisk(**_WHO, coach_id="coach-07", goal_id="goal-1", reasons=["missed_twice"],
                  detected_at=_AT),
+    MultiRaterFeedbackCompleted(**_WHO, round_id="round-1", coach_id="coach-07",
+                                competencies=["active_listening", "speaking"],
+                                qualifying_groups=2, closed_at=_AT, closed_by="client"),
     NotificationSent(**_WHO, notification_id="ntf-1", cause_event_id="evt-1",
                      cause_type="coaching.CheckInDue.v1", recipient_id="client-0042",
                      channel="email", sent_at=_AT, attempts=1),

@@ -83,6 +83,8 @@ class ProgressReviewed(Event):
     kpi_trends: dict[str, float] = Field(default_factory=dict,
                                          description="change per check-in, by KPI id")
     coach_id: str | None = None
+    trigger: str | None = Field(
+        default=None, description="every_n_checkins, monthly or on_request")
 
 
 class FeedbackGiven(Event):
@@ -107,3 +109,22 @@ class ClientAtRisk(Event):
     goal_id: str | None = None
     reasons: list[str] = Field(min_length=1, description="reason codes, e.g. missed_twice")
     detected_at: datetime
+
+
+class MultiRaterFeedbackCompleted(Event):
+    """A client's multi-rater (360) feedback round closed and its results are ready.
+
+    No ratings, comments or rater identities travel: the anonymised results stay behind the
+    access-controlled API, shown only per rater group with enough answers.
+    """
+
+    type_name = "MultiRaterFeedbackCompleted"
+    stream = "feedback"
+
+    round_id: str
+    competencies: list[str] = Field(min_length=1, description="competency ids rated")
+    qualifying_groups: int = Field(
+        ge=0, description="rater groups with enough answers to be shown (anonymity threshold)")
+    closed_at: datetime
+    closed_by: str = Field(description="client, coach or deadline")
+    coach_id: str | None = None
