@@ -25,32 +25,10 @@ import sys
 import time
 from pathlib import Path
 
-if not __package__:  # run as a script (or imported top-level): procs.py is on sys.path
-    from procs import (
-        InfraError,
-        LocalServer,
-        ManagedProcess,
-        cached_install,
-        free_port,
-        go_env,
-        go_tool,
-        infra_home,
-        log_tail,
-        run_step,
-    )
-else:
-    from .procs import (
-        InfraError,
-        LocalServer,
-        ManagedProcess,
-        cached_install,
-        free_port,
-        go_env,
-        go_tool,
-        infra_home,
-        log_tail,
-        run_step,
-    )
+if __package__:  # imported as part of a package (deploy.local.…)
+    from . import procs
+else:  # run as a script, or with deploy/local on sys.path
+    import procs
 
 FERRETDB_VERSION = "v1.24.2"
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
@@ -65,7 +43,7 @@ def _install_dir(home: Path) -> Path:
 
 def binary_path(home: Path | None = None) -> Path:
     """Where install() puts the ferretdb binary (it may not exist yet)."""
-    return _install_dir(home or infra_home()) / "bin" / "ferretdb"
+    return _install_dir(home or procs.infra_home()) / "bin" / "ferretdb"
 
 
 def _make_writable(root: Path) -> None:
@@ -95,11 +73,11 @@ def _download_module(go: str, env: dict[str, str], log_path: Path, cwd: Path) ->
     except json.JSONDecodeError:
         info = {}
     if result.returncode != 0 or "Dir" not in info:
-        detail = info.get("Error") or result.stderr.strip() or log_tail(log_path)
+        detail = info.get("Error") or result.stderr.strip() or procs.log_tail(log_path)
         hint = ""
         if "sum.golang.org" in detail:  # FerretDB's go.sum still pins all its dependencies
             hint = "\n(checksum database unreachable? GOSUMDB=off in the environment skips it)"
-        raise InfraError(f"go mod download of {FERRETDB_MODULE}@{FERRETDB_VERSION} failed "
+        raise procs.InfraError(f"go mod download of {FERRETDB_MODULE}@{FERRETDB_VERSION} failed "
                          f"(exit {result.returncode}): {detail}{hint}\nfull log: {log_path}")
     return info
 
@@ -107,15 +85,15 @@ def _download_module(go: str, env: dict[str, str], log_path: Path, cwd: Path) ->
 def install(home: Path | None = None) -> Path:
     """Build FerretDB once into `<home>/ferretdb-<version>/bin/ferretdb` and return that path.
 
-    home defaults to infra_home(). Later calls return at once (a marker file is written only
+    home defaults to procs.infra_home(). Later calls return at once (a marker file is written only
     after a successful build). Concurrent callers are serialised with a file lock. Build output
-    goes to `<home>/logs/ferretdb-install.log`; a failure raises InfraError with its tail.
+    goes to `<home>/logs/ferretdb-install.log`; a failure raises procs.InfraError with its tail.
     """
-    home = Path(home) if home is not None else infra_home()
+    home = Path(home) if home is not None else procs.infra_home()
     target = _install_dir(home)
     binary = target / "bin" / "ferretdb"
-    return cached_install(target, f"{FERRETDB_VERSION}\n", lambda: _build(home, target, binary),
-                          binary)
+    return procs.cached_install(target, f"{FERRETDB_VERSION}\n",
+                                lambda: _build(home, target, binary), binary)
 
 
 def _build(home: Path, target: Path, binary: Path) -> None:
@@ -124,7 +102,7 @@ def _build(home: Path, target: Path, binary: Path) -> None:
     with log_path.open("a") as log:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         log.write(f"\n=== building FerretDB {FERRETDB_VERSION}, {stamp}\n")
-    go, env = go_tool(), go_env()
+    go, env = procs.go_tool(), procs.go_env()
     info = _download_module(go, env, log_path, cwd=target)
 
     # `go install ...@version` would build a binary that panics at start: build/version/version.txt
@@ -142,10 +120,10 @@ def _build(home: Path, target: Path, binary: Path) -> None:
     tmp_binary = binary.with_name(binary.name + ".tmp")
     binary.parent.mkdir(parents=True, exist_ok=True)
     # -mod=readonly: build exactly what FerretDB's go.mod/go.sum pin, whatever GOFLAGS says.
-    run_step([go, "build", "-mod=readonly", "-trimpath", "-buildvcs=false", "-o", str(tmp_binary),
-              "./cmd/ferretdb"],
-             log_path, f"go build of FerretDB {FERRETDB_VERSION}", cwd=src, env=env)
-    run_step([str(tmp_binary), "--version"], log_path, "the freshly built ferretdb binary")
+    procs.run_step([go, "build", "-mod=readonly", "-trimpath", "-buildvcs=false", "-o",
+                    str(tmp_binary), "./cmd/ferretdb"],
+                   log_path, f"go build of FerretDB {FERRETDB_VERSION}", cwd=src, env=env)
+    procs.run_step([str(tmp_binary), "--version"], log_path, "the freshly built ferretdb binary")
     os.replace(tmp_binary, binary)
     _rmtree(src)  # the module cache keeps the sources; a rebuild copies them again
 
@@ -224,7 +202,7 @@ def ping(port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> dict[str, 
         raise ConnectionError(f"unreadable ping reply: {exc}") from exc
 
 
-class FerretDBServer(LocalServer):
+class FerretDBServer(procs.LocalServer):
     """A FerretDB process on 127.0.0.1 keeping its data (and log) in data_dir.
 
     backend "sqlite" stores one SQLite file per database under data_dir/sqlite; backend
@@ -243,12 +221,12 @@ class FerretDBServer(LocalServer):
             # the SQLite URL is re-parsed after FerretDB decodes it: '#' and '?' would cut the
             # path short (the files land elsewhere), '%' would be decoded again
             raise ValueError(f"data_dir must not contain '#', '?' or '%': {self.data_dir}")
-        self.port = port or free_port()
+        self.port = port or procs.free_port()
         self.backend = backend
         self.postgresql_url = postgresql_url
         self.log_level = log_level
         self.log_path = self.data_dir / "ferretdb.log"
-        self._process: ManagedProcess | None = None
+        self._process: procs.ManagedProcess | None = None
 
     @property
     def url(self) -> str:
@@ -278,7 +256,7 @@ class FerretDBServer(LocalServer):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # FERRETDB_* variables would silently fill any flag not given here: keep runs reproducible.
         env = {k: v for k, v in os.environ.items() if not k.startswith("FERRETDB_")}
-        self._process = ManagedProcess("ferretdb", self._argv(binary), self.log_path, env=env,
+        self._process = procs.ManagedProcess("ferretdb", self._argv(binary), self.log_path, env=env,
                                        cwd=self.data_dir)
         self._process.start()
         try:
@@ -294,19 +272,19 @@ class FerretDBServer(LocalServer):
         while time.monotonic() < deadline:
             if not self.running():
                 code = self._process.popen.returncode
-                raise InfraError(f"ferretdb exited (code {code}); last lines of "
-                                 f"{self.log_path}:\n{log_tail(self.log_path)}")
+                raise procs.InfraError(f"ferretdb exited (code {code}); last lines of "
+                                 f"{self.log_path}:\n{procs.log_tail(self.log_path)}")
             try:
                 reply = ping(self.port)
                 if reply.get("ok") == 1:
                     return
-                last_error = InfraError(f"ping answered {reply}")
+                last_error = procs.InfraError(f"ping answered {reply}")
             except OSError as exc:  # ConnectionError is an OSError
                 last_error = exc
             time.sleep(0.2)
-        raise InfraError(f"ferretdb on port {self.port} did not answer ping within "
+        raise procs.InfraError(f"ferretdb on port {self.port} did not answer ping within "
                          f"{timeout:.0f}s ({last_error}); last lines of {self.log_path}:\n"
-                         f"{log_tail(self.log_path)}")
+                         f"{procs.log_tail(self.log_path)}")
 
     def wait(self) -> int | None:
         """Block until the server process exits; its exit code (None if never started)."""
@@ -332,8 +310,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{install()} ({time.monotonic() - started:.1f}s)")
             return 0
         try:
-            server = FerretDBServer(args.data_dir or infra_home() / "ferretdb-data", args.port,
-                                    args.backend, args.postgresql_url, log_level=args.log_level)
+            data_dir = args.data_dir or procs.infra_home() / "ferretdb-data"
+            server = FerretDBServer(data_dir, args.port, args.backend, args.postgresql_url,
+                                    log_level=args.log_level)
         except ValueError as exc:
             parser.error(str(exc))
         # The server runs in its own session, so Ctrl-C reaches only us: stop it on SIGINT/SIGTERM.
@@ -343,14 +322,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"FerretDB {FERRETDB_VERSION} ({args.backend}) at {server.url}\n"
                   f"data: {server.data_dir}\nlog: {server.log_path}\nCtrl-C stops.", flush=True)
             server.wait()
-            print(f"ferretdb exited; last lines of {server.log_path}:\n{log_tail(server.log_path)}",
-                  file=sys.stderr)
+            print(f"ferretdb exited; last lines of {server.log_path}:\n"
+                  f"{procs.log_tail(server.log_path)}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
             return 0
         finally:
             server.stop()
-    except InfraError as exc:
+    except procs.InfraError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

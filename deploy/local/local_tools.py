@@ -16,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-if not __package__:  # run as a script (or imported top-level): siblings are on sys.path
-    from procs import InfraError, cached_install, go_env, go_tool, infra_home, run_step
-else:
-    from .procs import InfraError, cached_install, go_env, go_tool, infra_home, run_step
+if __package__:  # imported as part of a package (deploy.local.…)
+    from . import procs
+else:  # run as a script, or with deploy/local on sys.path
+    import procs
 
 # v5.8.1 is the newest kustomize whose go.mod accepts the machine's Go (1.24+); newer ones
 # ask for a toolchain download first.
@@ -33,7 +33,7 @@ def _install_dir(home: Path) -> Path:
 
 def kustomize_path(home: Path | None = None) -> Path:
     """Where install() puts the kustomize binary (it may not exist yet)."""
-    return _install_dir(home or infra_home()) / "bin" / "kustomize"
+    return _install_dir(home or procs.infra_home()) / "bin" / "kustomize"
 
 
 def install(home: Path | None = None) -> Path:
@@ -41,20 +41,20 @@ def install(home: Path | None = None) -> Path:
 
     A marker file is written only after a successful build, so a later call returns at once;
     concurrent callers are serialised with a file lock. Build output goes to
-    `<home>/logs/kustomize-install.log`; a failure raises InfraError with its tail.
+    `<home>/logs/kustomize-install.log`; a failure raises procs.InfraError with its tail.
     """
-    home = Path(home) if home is not None else infra_home()
+    home = Path(home) if home is not None else procs.infra_home()
     binary = kustomize_path(home)
 
     def build() -> None:
-        env = go_env()
+        env = procs.go_env()
         env["GOBIN"] = str(binary.parent)
         env["GOFLAGS"] = "-buildvcs=false -trimpath"
-        run_step([go_tool(), "install", f"{KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION}"],
-                 home / "logs" / "kustomize-install.log", f"building kustomize {KUSTOMIZE_VERSION}",
-                 cwd=_install_dir(home), env=env)
+        procs.run_step([procs.go_tool(), "install", f"{KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION}"],
+                       home / "logs" / "kustomize-install.log",
+                       f"building kustomize {KUSTOMIZE_VERSION}", cwd=_install_dir(home), env=env)
 
-    return cached_install(_install_dir(home), f"{KUSTOMIZE_VERSION}\n", build, binary)
+    return procs.cached_install(_install_dir(home), f"{KUSTOMIZE_VERSION}\n", build, binary)
 
 
 def main() -> int:
@@ -68,7 +68,7 @@ def main() -> int:
             print(f"kustomize ready in {time.monotonic() - started:.1f}s ({where})")
         else:
             print(kustomize_path())
-    except InfraError as error:
+    except procs.InfraError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
