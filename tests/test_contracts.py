@@ -23,8 +23,13 @@ def test_committed_contracts_are_current_and_compatible():
 def test_every_service_has_its_documents_and_the_catalog_names_every_event():
     catalog = json.loads((CONTRACTS / "catalog.json").read_text())
     for service in contracts.SERVICES:
-        assert (CONTRACTS / "asyncapi" / f"{service}.json").is_file()
+        asyncapi = json.loads((CONTRACTS / "asyncapi" / f"{service}.json").read_text())
         assert (CONTRACTS / "openapi" / f"{service}.json").is_file()
+        for message in asyncapi["components"]["messages"].values():
+            # every message documents the CloudEvents headers, the key and a real payload
+            assert message["headers"] == {"$ref": "#/components/schemas/CloudEventsHeaders"}
+            assert message["bindings"]["kafka"]["key"]["type"] == "string"
+            assert "EmptyPayload" not in json.dumps(message["payload"])
     goal_set = catalog["events"]["coaching.GoalSet.v1"]
     assert goal_set["producer"] == "goals" and goal_set["topic"] == "coaching.goals"
     assert {"feedback", "notifier"} <= set(goal_set["consumers"])

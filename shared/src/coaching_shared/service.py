@@ -157,6 +157,24 @@ async def _membership_only(event: Event, context: EventContext) -> None:
     """For membership events a service has nothing to add to (roster, erasure)."""
 
 
+CLOUDEVENTS_HEADERS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "CloudEvents 1.0 attributes in Kafka binary mode",
+    "required": ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "ce_subject",
+                 "ce_tenant", "content-type"],
+    "properties": {
+        "ce_specversion": {"type": "string", "const": "1.0"},
+        "ce_id": {"type": "string", "description": "unique per event: drop duplicates on it"},
+        "ce_source": {"type": "string", "description": "the producer, e.g. /coaching/goals"},
+        "ce_type": {"type": "string", "description": "coaching.<EventName>.v<version>"},
+        "ce_time": {"type": "string", "format": "date-time"},
+        "ce_subject": {"type": "string", "description": "the client id (also the key)"},
+        "ce_tenant": {"type": "string", "description": "the tenant (extension attribute)"},
+        "content-type": {"type": "string", "const": "application/json"},
+    },
+}
+
+
 def asyncapi_document(asyncapi: AsyncAPI, consumer: EventConsumer,
                       service_name: str) -> dict[str, Any]:
     """FastStream's AsyncAPI 3.0 document, with the consumed events' schemas filled in.
@@ -165,14 +183,20 @@ def asyncapi_document(asyncapi: AsyncAPI, consumer: EventConsumer,
     payload type for its subscriber; the events each topic is read for are added here.
     """
     document = asyncapi.to_specification().to_jsonable()
+    components = document.setdefault("components", {})
+    components.setdefault("schemas", {})["CloudEventsHeaders"] = CLOUDEVENTS_HEADERS_SCHEMA
+    for message in components.get("messages", {}).values():
+        message["headers"] = {"$ref": "#/components/schemas/CloudEventsHeaders"}
+        message["bindings"] = {"kafka": {"key": {"type": "string",
+                                                 "description": "the client id"},
+                                         "bindingVersion": "0.5.0"}}
     by_topic = consumer.models_by_topic()
     models = list({model: None for group in by_topic.values() for model in group})
     if not models:
         return document
     _, definitions = models_json_schema([(model, "serialization") for model in models],
                                         ref_template="#/components/schemas/{model}")
-    components = document.setdefault("components", {})
-    components.setdefault("schemas", {}).update(definitions.get("$defs", {}))
+    components["schemas"].update(definitions.get("$defs", {}))
     for key, channel in document.get("channels", {}).items():
         consumed = by_topic.get(channel.get("address", ""))
         if not consumed or not key.startswith(f"{service_name} consumer:"):
