@@ -199,7 +199,8 @@ def asyncapi_document(asyncapi: AsyncAPI, consumer: EventConsumer,
     components["schemas"].update(definitions.get("$defs", {}))
     for key, channel in document.get("channels", {}).items():
         consumed = by_topic.get(channel.get("address", ""))
-        if not consumed or not key.startswith(f"{service_name} consumer:"):
+        # FastStream names the channel "<title>" for one topic, "<title>:<topic>" for several.
+        if not consumed or key.split(":")[0] != f"{service_name} consumer":
             continue
         channel["description"] = "Consumes: " + ", ".join(m.ce_type() for m in consumed)
         for reference in channel.get("messages", {}).values():
