@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: install up test lint infra-start infra-stop infra-status clean-infra
+.PHONY: install up test bench lint infra-start infra-stop infra-status clean-infra
 
 install:  ## uv, the locked Python environment, the local Kafka and FerretDB
 	@bash deploy/local/bootstrap.sh
@@ -13,6 +13,9 @@ up: install  ## Kafka, FerretDB and the four services, a demo cohort, the docs U
 
 test: install  ## the whole suite against a real Kafka broker and FerretDB it starts itself
 	@$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+bench: install  ## raw limits, the by-the-book baseline and the services in one run (.bench/)
+	@$(UV) run --frozen python bench/run.py
 
 lint:
 	@$(UV) run --frozen ruff check .

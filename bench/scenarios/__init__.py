@@ -1,0 +1,1 @@
+"""The benchmark's scenarios: raw library limits, the by-the-book baseline, the services."""
