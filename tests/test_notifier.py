@@ -192,6 +192,29 @@ async def test_receiver_failing_twice_gets_one_accepted_call_and_consumer_keeps_
         ("pending", "HTTP 500"), ("pending", "receiver timed out"), ("sent", "HTTP 200")]
 
 
+async def test_receiver_answering_500_twice_then_200_gets_exactly_one_accepted_call(
+        infra, prefix, smtp, webhook_sink):
+    webhook_sink.then([500, 500, 200])
+    settings = notifier_settings(infra, prefix, smtp)
+    async with running_service(create_app, settings) as client:
+        await enrol(client, infra, prefix, enrolment("c-1"))
+        await subscribe(client, webhook_sink.url, ["CheckInDue"])
+        await publish_events(infra.kafka_bootstrap_servers, prefix, [checkin_due("c-1")],
+                             ids=["due-c1"])
+
+        async def webhook_sent():
+            log = await deliveries(client, cause_event_id="due-c1")
+            hooks = [d for d in log if d["channel"] == "webhook" and d["status"] == "sent"]
+            return hooks[0] if hooks else None
+
+        delivery = await eventually(webhook_sent)
+    calls = [c for c in webhook_sink.calls if b"due-c1" in c.body]
+    assert [c.status for c in calls] == [500, 500, 200]
+    assert len([c for c in webhook_sink.accepted if b"due-c1" in c.body]) == 1
+    assert len({c.headers["coaching-webhook-id"] for c in calls}) == 1
+    assert delivery["attempts"] == 3
+
+
 async def _async(value):
     return value
 
