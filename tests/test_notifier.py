@@ -107,6 +107,13 @@ async def deliveries(client, **criteria) -> list[dict]:
     return response.json()
 
 
+async def sent_webhook(client, cause_event_id: str) -> dict | None:
+    """The webhook delivery of an event once it is sent, else None."""
+    log = await deliveries(client, cause_event_id=cause_event_id)
+    hooks = [d for d in log if d["channel"] == "webhook" and d["status"] == "sent"]
+    return hooks[0] if hooks else None
+
+
 async def test_checkin_due_reaches_smtp_and_webhook_once_despite_redelivery(
         infra, prefix, smtp, webhook_sink):
     verify = receiver_verifier()
@@ -175,12 +182,7 @@ async def test_receiver_failing_twice_gets_one_accepted_call_and_consumer_keeps_
         await eventually(lambda: _async(smtp.to("c-2@example.com", "CheckInDue")))
         still_hanging = webhook_sink.calls[1].status is None
 
-        async def webhook_sent():
-            log = await deliveries(client, cause_event_id="due-c1")
-            hooks = [d for d in log if d["channel"] == "webhook" and d["status"] == "sent"]
-            return hooks[0] if hooks else None
-
-        delivery = await eventually(webhook_sent)
+        delivery = await eventually(lambda: sent_webhook(client, "due-c1"))
 
     assert still_hanging
     first_event_calls = [c for c in webhook_sink.calls if b"due-c1" in c.body]
@@ -202,12 +204,7 @@ async def test_receiver_answering_500_twice_then_200_gets_exactly_one_accepted_c
         await publish_events(infra.kafka_bootstrap_servers, prefix, [checkin_due("c-1")],
                              ids=["due-c1"])
 
-        async def webhook_sent():
-            log = await deliveries(client, cause_event_id="due-c1")
-            hooks = [d for d in log if d["channel"] == "webhook" and d["status"] == "sent"]
-            return hooks[0] if hooks else None
-
-        delivery = await eventually(webhook_sent)
+        delivery = await eventually(lambda: sent_webhook(client, "due-c1"))
     calls = [c for c in webhook_sink.calls if b"due-c1" in c.body]
     assert [c.status for c in calls] == [500, 500, 200]
     assert len([c for c in webhook_sink.accepted if b"due-c1" in c.body]) == 1
