@@ -65,6 +65,23 @@ def event_class(ce_type: str) -> type[Event] | None:
     return _REGISTRY.get(ce_type)
 
 
+def unknown_type_reason(ce_type: str) -> str | None:
+    """Why a CloudEvents type is not one of the platform's, or None if it is.
+
+    A known event in a version this process does not know is named as such: the consumer
+    needs an upgrade, and the dead letter can be replayed after it.
+    """
+    if ce_type in _REGISTRY:
+        return None
+    name = ce_type.rsplit(".v", 1)[0]
+    versions = sorted(cls.version for known, cls in _REGISTRY.items()
+                      if known.rsplit(".v", 1)[0] == name)
+    if versions:
+        return (f"unsupported version of {name}: {ce_type!r} "
+                f"(known: {', '.join(f'v{v}' for v in versions)})")
+    return f"unknown event type {ce_type!r}"
+
+
 def registered_events() -> dict[str, type[Event]]:
     """Every event type known to this process, keyed by CloudEvents type."""
     return dict(_REGISTRY)

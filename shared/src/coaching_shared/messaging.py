@@ -33,6 +33,7 @@ from coaching_shared.events import (
     EventMessage,
     dead_letter_topic,
     topic_name,
+    unknown_type_reason,
     utc_now,
 )
 from coaching_shared.membership import Membership
@@ -186,7 +187,7 @@ class EventConsumer:
                    for name, value in (record.headers or ())}
         stream = self._stream_of_topic.get(record.topic, record.topic)
         try:
-            message = EventMessage.from_kafka(headers, record.value, stream)
+            message = self._admissible(record, headers, stream)
         except BadEvent as error:
             await self._dead_letter(record, headers, error, attempts=0)
             return
@@ -202,6 +203,27 @@ class EventConsumer:
                 return
             context = EventContext(message, record.topic, record.partition, record.offset)
             await self._run_with_retries(route, event, context, record, headers)
+
+    def _admissible(self, record: ConsumerRecord, headers: dict[str, str],
+                    stream: str) -> EventMessage:
+        """Read the envelope of a record that may be processed; BadEvent says why not.
+
+        Events of other services' types on a shared stream are admissible (and skipped);
+        types that no service knows, unknown versions, oversized bodies and tenants this
+        deployment does not serve are not.
+        """
+        size = len(record.value or b"")
+        if size > self._settings.max_event_bytes:
+            raise BadEvent(f"body of {size} bytes exceeds the limit of "
+                           f"{self._settings.max_event_bytes} bytes")
+        message = EventMessage.from_kafka(headers, record.value, stream)
+        reason = unknown_type_reason(message.type)
+        if reason is not None:
+            raise BadEvent(reason)
+        tenants = self._settings.tenants
+        if tenants and message.tenant not in tenants:
+            raise BadEvent(f"tenant {message.tenant!r} is not served by this deployment")
+        return message
 
     async def _run_with_retries(self, route: _Route, event: Event, context: EventContext,
                                 record: ConsumerRecord, headers: dict[str, str]) -> None:

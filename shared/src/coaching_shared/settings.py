@@ -33,6 +33,15 @@ class ServiceSettings(BaseSettings):
         default=None, description="Database name; defaults to coaching_<service_name>"
     )
 
+    tenants: list[str] = Field(
+        default_factory=list,
+        description="Tenants this deployment serves (JSON list); events of any other tenant "
+        "are dead-lettered. Empty: every tenant (development)",
+    )
+    max_event_bytes: int = Field(
+        default=256 * 1024, gt=0, description="Larger event bodies are dead-lettered unread"
+    )
+
     handler_retries: int = Field(
         default=3, ge=0, description="Retries of a failing handler before dead-lettering"
     )
