@@ -10,18 +10,10 @@ import pytest
 from coaching_cli.main import app
 from coaching_shared.contracts import AssessmentCompleted, CheckInCompleted, CheckInDue
 from coaching_shared.events import dead_letter_topic, topic_name
+from support.cli import coachctl, runner
 from support.kafka_tools import TopicReader, headers_of, publish_events, publish_raw
-from typer.testing import CliRunner
 
 pytestmark = pytest.mark.integration
-runner = CliRunner()
-
-
-def coachctl(infra, prefix: str, *args: str):
-    result = runner.invoke(app, [*args, "--bootstrap", infra.kafka_bootstrap_servers,
-                                 "--topic-prefix", prefix])
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def read(infra, topic: str, count: int):

@@ -13,7 +13,9 @@ from coaching_shared.events import (
     dead_letter_topic,
     derived_event_id,
     event_class,
+    registered_events,
     topic_name,
+    unknown_type_reason,
 )
 
 
@@ -108,3 +110,24 @@ def test_unknown_fields_are_ignored_for_additive_changes():
 def test_unknown_timezone_is_rejected():
     with pytest.raises(ValueError, match="timezone"):
         enrolment(timezone="Mars/Olympus")
+
+
+def test_every_registered_type_is_known():
+    assert all(unknown_type_reason(ce_type) is None for ce_type in registered_events())
+
+
+@pytest.mark.parametrize(("ce_type", "reason"), [
+    ("coaching.ClientEnrolled.v2",
+     "unsupported version of coaching.ClientEnrolled: 'coaching.ClientEnrolled.v2' (known: v1)"),
+    ("coaching.ClientEnrolled.v1.beta",
+     "unsupported version of coaching.ClientEnrolled: 'coaching.ClientEnrolled.v1.beta' "
+     "(known: v1)"),
+    ("coaching.ClientEnrolled",
+     "unsupported version of coaching.ClientEnrolled: 'coaching.ClientEnrolled' (known: v1)"),
+    ("coaching.ClientTeleported.v1", "unknown event type 'coaching.ClientTeleported.v1'"),
+    ("coaching.clientenrolled.v1", "unknown event type 'coaching.clientenrolled.v1'"),
+    ("com.acme.hris.ClientEnrolled.v1", "unknown event type 'com.acme.hris.ClientEnrolled.v1'"),
+    ("", "unknown event type ''"),
+])
+def test_unknown_types_and_versions_are_named(ce_type, reason):
+    assert unknown_type_reason(ce_type) == reason

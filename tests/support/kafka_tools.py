@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import RecordMetadata
 from coaching_shared.events import Event, EventMessage
 
 
@@ -28,15 +31,50 @@ async def publish_events(bootstrap: str, prefix: str, events: Sequence[Event], *
     return messages
 
 
-async def publish_raw(bootstrap: str, topic: str, value: bytes | None, key: bytes | None,
-                      headers: dict[str, str]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+@dataclass(frozen=True)
+class RawRecord:
+    """A Kafka record exactly as it is to be sent, whatever it holds."""
+
+    topic: str
+    value: bytes | None
+    key: bytes | None
+    headers: dict[str, str]
+
+
+async def publish_records(bootstrap: str, records: Sequence[RawRecord]) -> list[RecordMetadata]:
+    """Send records as they are, in order, through one producer; where each one landed."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=4 * 1024 * 1024)
     await producer.start()
     try:
-        await producer.send_and_wait(topic, value, key=key,
-                                     headers=[(n, v.encode()) for n, v in headers.items()])
+        return [await producer.send_and_wait(
+                    record.topic, record.value, key=record.key,
+                    headers=[(n, v.encode()) for n, v in record.headers.items()])
+                for record in records]
     finally:
         await producer.stop()
+
+
+async def publish_raw(bootstrap: str, topic: str, value: bytes | None, key: bytes | None,
+                      headers: dict[str, str]) -> RecordMetadata:
+    return (await publish_records(bootstrap, [RawRecord(topic, value, key, headers)]))[0]
+
+
+async def consumed_to_end(bootstrap: str, group: str, topic: str) -> bool:
+    """Whether the consumer group has committed every partition of the topic to its end."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await admin.start()
+    await probe.start()
+    try:
+        await probe.topics()  # fresh metadata: the partitions of every topic
+        partitions = [TopicPartition(topic, p) for p in probe.partitions_for_topic(topic) or ()]
+        ends = await probe.end_offsets(partitions)
+        committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+    finally:
+        await probe.stop()
+        await admin.close()
+    return all(end == 0 or (tp in committed and committed[tp].offset >= end)
+               for tp, end in ends.items())
 
 
 def headers_of(record: ConsumerRecord) -> dict[str, str]:

@@ -12,7 +12,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -23,6 +23,9 @@ TENANT_EXTENSION = "tenant"
 _EVENT_ID_NAMESPACE = uuid.UUID("8f3b3c1e-5d1a-4c3e-9a57-2f0d6d1f8a10")
 
 _REGISTRY: dict[str, type[Event]] = {}
+
+# What a tenant id may be, wherever one is named: events, settings.
+TenantId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
 class BadEvent(ValueError):
@@ -42,7 +45,7 @@ class Event(BaseModel):
     version: ClassVar[int] = 1
     stream: ClassVar[str]
 
-    tenant_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    tenant_id: TenantId
     client_id: str = Field(min_length=1, max_length=128)
 
     @classmethod

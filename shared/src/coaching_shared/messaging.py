@@ -13,25 +13,29 @@ Delivery rules (see README, "Event rules"):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
+from faststream.exceptions import IncorrectState
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from pymongo.errors import ConnectionFailure, WriteConcernError
+from pymongo.errors import ConnectionFailure, OperationFailure, WriteConcernError
 
 from coaching_shared.events import (
     BadEvent,
     Event,
     EventMessage,
     dead_letter_topic,
+    event_class,
     topic_name,
     unknown_type_reason,
     utc_now,
@@ -45,6 +49,22 @@ log = logging.getLogger(__name__)
 # Outages of the infrastructure: wait and retry for as long as it takes.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionFailure, WriteConcernError,
                                                        KafkaError)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether an error is an outage to wait out, not a fault of the event or the code.
+
+    Besides lost connections and a broker not connected yet: writes the server asks to
+    retry, and FerretDB's SQLite backend answering "database is locked" while another
+    writer holds it.
+    """
+    if isinstance(error, TRANSIENT_ERRORS):
+        return True
+    if isinstance(error, IncorrectState):  # the broker is not connected (yet, or again)
+        return True
+    return isinstance(error, OperationFailure) and (
+        error.has_error_label("RetryableWriteError") or "SQLITE_BUSY" in str(error))
+
 
 DLQ_HEADERS = ("dlq_reason", "dlq_error_type", "dlq_service", "dlq_original_topic",
                "dlq_original_partition", "dlq_original_offset", "dlq_attempts", "dlq_failed_at")
@@ -117,10 +137,14 @@ class EventConsumer:
     """
 
     def __init__(self, settings: ServiceSettings, publisher: EventPublisher,
-                 membership: Membership | None = None) -> None:
+                 membership: Membership | None = None,
+                 batch_scope: Callable[[], AbstractAsyncContextManager[None]] | None = None
+                 ) -> None:
         self._settings = settings
         self._publisher = publisher
         self._membership = membership
+        # Entered around each batch, e.g. to relay the batch's outbox entries together.
+        self._batch_scope = batch_scope or nullcontext
         self._routes: dict[str, _Route] = {}
         self._stream_of_topic: dict[str, str] = {}
         self.subscriber: Any = None
@@ -160,9 +184,9 @@ class EventConsumer:
         settings = self._settings
 
         async def consume(message: KafkaMessage) -> None:
-            await self.handle_record(message.raw_message)
+            await self.handle_batch(message.raw_message)
 
-        async def undecoded(message: KafkaMessage) -> bytes:
+        async def undecoded(message: KafkaMessage) -> list[bytes]:
             # We validate bodies ourselves: a malformed one must reach the dead letters,
             # not fail inside FastStream's JSON decoding.
             return message.body
@@ -171,8 +195,11 @@ class EventConsumer:
             *self.topics,
             group_id=settings.consumer_group,
             auto_offset_reset="earliest",
-            # Commit only after handle_record returned; on an escaped error, seek back.
+            batch=True,
+            max_records=settings.consume_batch_size,
+            # Commit only after handle_batch returned; on an escaped error, seek back.
             ack_policy=AckPolicy.NACK_ON_ERROR,
+            parser=_tolerant_parser,
             decoder=undecoded,
             # A handler may wait out a long outage; keep the group membership meanwhile.
             max_poll_interval_ms=30 * 60 * 1000,
@@ -180,6 +207,30 @@ class EventConsumer:
             description="Consumes: " + ", ".join(self.handled_types),
         )
         self.subscriber(consume)
+
+    async def handle_batch(self, records: Sequence[ConsumerRecord]) -> None:
+        """Process a fetched batch to its end; the caller acknowledges it afterwards.
+
+        Each client's records (one Kafka key) are handled one after another in the order they
+        were fetched, so no two events of a client race for the same documents; different
+        clients are handled concurrently. The batch scope ends (the batch's outbox entries
+        are published) before this returns and the batch is acknowledged. If anything
+        escapes, the rest of the batch is cancelled and the whole batch is fetched again
+        (handlers apply each event once).
+        """
+        by_client: dict[bytes | None, list[ConsumerRecord]] = {}
+        for record in records:
+            by_client.setdefault(record.key, []).append(record)
+        slots = asyncio.Semaphore(self._settings.consume_concurrency)
+
+        async def handle_client(client_records: list[ConsumerRecord]) -> None:
+            async with slots:
+                for record in client_records:
+                    await self.handle_record(record)
+
+        async with self._batch_scope(), asyncio.TaskGroup() as group:
+            for client_records in by_client.values():
+                group.create_task(handle_client(client_records))
 
     async def handle_record(self, record: ConsumerRecord) -> None:
         """Process one consumed Kafka record to its end: handled, skipped or dead-lettered."""
@@ -209,8 +260,8 @@ class EventConsumer:
         """Read the envelope of a record that may be processed; BadEvent says why not.
 
         Events of other services' types on a shared stream are admissible (and skipped);
-        types that no service knows, unknown versions, oversized bodies and tenants this
-        deployment does not serve are not.
+        types that no service knows, unknown versions, events on a stream not theirs,
+        oversized bodies and tenants this deployment does not serve are not.
         """
         size = len(record.value or b"")
         if size > self._settings.max_event_bytes:
@@ -220,7 +271,13 @@ class EventConsumer:
         reason = unknown_type_reason(message.type)
         if reason is not None:
             raise BadEvent(reason)
+        home = event_class(message.type).stream
+        if home != stream:
+            raise BadEvent(f"{message.type} travels on the {home!r} stream, "
+                           f"not on {record.topic}")
         tenants = self._settings.tenants
+        if tenants and not message.tenant:
+            raise BadEvent("missing ce_tenant header; this deployment serves named tenants only")
         if tenants and message.tenant not in tenants:
             raise BadEvent(f"tenant {message.tenant!r} is not served by this deployment")
         return message
@@ -233,18 +290,19 @@ class EventConsumer:
             started = time.perf_counter()
             try:
                 handled = await self._apply(route, event, context)
-            except TRANSIENT_ERRORS as error:
-                outages += 1
-                delay = self._backoff(outages)
-                log.warning("infrastructure unavailable, retrying in %.1fs: %s", delay,
-                            type(error).__name__)
-                METRICS.handler_retries.labels(type=context.message.type, kind="outage").inc()
-                await asyncio.sleep(delay)
-                continue
             except BadEvent as error:
                 await self._dead_letter(record, headers, error, attempts=failures + 1)
                 return
             except Exception as error:
+                if is_transient(error):
+                    outages += 1
+                    delay = self._backoff(outages)
+                    log.warning("infrastructure unavailable, retrying in %.1fs: %s", delay,
+                                type(error).__name__)
+                    METRICS.handler_retries.labels(type=context.message.type,
+                                                   kind="outage").inc()
+                    await asyncio.sleep(delay)
+                    continue
                 failures += 1
                 if failures > self._settings.handler_retries:
                     log.exception("handler failed %d times, dead-lettering", failures)
@@ -306,6 +364,31 @@ class EventConsumer:
                   record.offset, reason)
         METRICS.events_in.labels(type=headers.get("ce_type", "unknown"),
                                  outcome="dead_lettered").inc()
+
+
+async def _tolerant_parser(records: tuple[ConsumerRecord, ...],
+                           parse: Callable[[tuple[ConsumerRecord, ...]], Awaitable[Any]]) -> Any:
+    """FastStream's parser, fed headers it cannot choke on.
+
+    It decodes every header value as UTF-8 and fails on null or binary values; a failure
+    there would rewind the batch forever. Such values reach our own reading (and, with
+    the record, the dead letters) replaced by text.
+    """
+    return await parse(tuple(
+        record if all(isinstance(value, bytes) and _is_utf8(value)
+                      for _, value in record.headers or ())
+        else dataclasses.replace(record, headers=tuple(
+            (name, (value or b"").decode("utf-8", "replace").encode())
+            for name, value in record.headers))
+        for record in records))
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def provisioned_topics(settings: ServiceSettings, streams: Iterable[str]) -> list[str]:

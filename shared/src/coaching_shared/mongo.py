@@ -27,10 +27,16 @@ OUTBOX_FIELDS = ("outbox", "outbox_pending", "outbox_lease_until")
 
 
 def create_client(settings: ServiceSettings) -> AsyncMongoClient:
-    """One client per process; majority writes so an acknowledged effect survives failover."""
+    """One client per process; majority writes so an acknowledged effect survives failover.
+
+    A server that accepted a request and then never answers (restarted mid-request,
+    wedged) must not hold a handler forever: after the socket timeout the call fails as an
+    outage and is retried, which every write here tolerates.
+    """
     return AsyncMongoClient(settings.mongodb_url, tz_aware=True, w="majority",
                             appname=f"coaching-{settings.service_name}",
-                            serverSelectionTimeoutMS=5_000)
+                            serverSelectionTimeoutMS=5_000, connectTimeoutMS=5_000,
+                            socketTimeoutMS=60_000)
 
 
 @dataclass(frozen=True)

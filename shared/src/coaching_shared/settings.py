@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from coaching_shared.events import TenantId
+
 
 class ServiceSettings(BaseSettings):
     """What every service needs to run; each service subclasses it for its own knobs.
@@ -33,13 +35,23 @@ class ServiceSettings(BaseSettings):
         default=None, description="Database name; defaults to coaching_<service_name>"
     )
 
-    tenants: list[str] = Field(
+    tenants: list[TenantId] = Field(
         default_factory=list,
         description="Tenants this deployment serves (JSON list); events of any other tenant "
-        "are dead-lettered. Empty: every tenant (development)",
+        "are dead-lettered and its bearer tokens refused (401). Empty: every tenant "
+        "(development)",
     )
     max_event_bytes: int = Field(
         default=256 * 1024, gt=0, description="Larger event bodies are dead-lettered unread"
+    )
+
+    consume_batch_size: int = Field(
+        default=500, ge=1, description="Most records fetched and acknowledged together"
+    )
+    consume_concurrency: int = Field(
+        default=32, ge=1,
+        description="Clients whose events of one batch are handled at the same time "
+        "(each client's events stay in order)",
     )
 
     handler_retries: int = Field(
