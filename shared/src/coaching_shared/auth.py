@@ -62,7 +62,12 @@ def _verification_key(settings: ServiceSettings) -> tuple[Any, list[str]]:
 
 
 def verify_token(token: str, settings: ServiceSettings) -> Principal:
-    """Check signature, expiry, issuer and audience; raises TokenError saying why not."""
+    """Check signature, algorithm, validity period, issuer, audience, tenant and roles.
+
+    Raises TokenError saying why not. The accepted algorithms follow from the configured key
+    alone (never from the token's header), so an HS256 token cannot pass itself off as
+    signed by the identity provider's public key, and `alg: none` never verifies.
+    """
     key, algorithms = _verification_key(settings)
     try:
         claims = jwt.decode(token, key, algorithms=algorithms, audience=settings.jwt_audience,
@@ -70,6 +75,14 @@ def verify_token(token: str, settings: ServiceSettings) -> Principal:
                             options={"require": ["exp", "sub", "tid", "iss", "aud"]})
     except jwt.PyJWTError as error:
         raise TokenError(str(error)) from error
+    tenant_id, subject = claims["tid"], claims["sub"]
+    if not isinstance(tenant_id, str) or not tenant_id:
+        raise TokenError("tid claim must be a non-empty string")
+    if not isinstance(subject, str) or not subject:
+        raise TokenError("sub claim must be a non-empty string")
+    if settings.tenants and tenant_id not in settings.tenants:
+        # The same rule as for events: a deployment answers only the tenants it serves.
+        raise TokenError("tenant not served by this deployment")
     raw_roles = claims.get("roles", [])
     if not isinstance(raw_roles, list):
         raise TokenError("roles claim must be a list")
@@ -79,7 +92,7 @@ def verify_token(token: str, settings: ServiceSettings) -> Principal:
         raise TokenError(f"unknown role in {raw_roles}") from error
     if not roles:
         raise TokenError("token carries no role")
-    return Principal(tenant_id=str(claims["tid"]), subject=str(claims["sub"]), roles=roles)
+    return Principal(tenant_id=tenant_id, subject=subject, roles=roles)
 
 
 def mint_token(settings: ServiceSettings, tenant_id: str, subject: str, roles: list[str],

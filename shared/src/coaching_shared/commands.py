@@ -7,7 +7,7 @@ same cause id, and `mongo.apply_once` applies it once. Without a key every reque
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Header
 
@@ -27,3 +27,10 @@ def command_id(principal: Principal, idempotency_key: str | None, operation: str
         return str(uuid.uuid4())
     return derived_event_id(f"{principal.tenant_id}|{principal.subject}|{idempotency_key}",
                             operation)
+
+
+# OpenAPI `responses` of a creating command that answers 200 when it repeats an earlier one.
+REPEATED_COMMAND: dict[int | str, dict[str, Any]] = {
+    200: {"description": "a repeat of an earlier request (same Idempotency-Key or identical "
+                         "content): what it created then, created nothing new",
+          "content": {"application/json": {"schema": {"type": "object"}}}}}

@@ -37,17 +37,21 @@ from coaching_shared.events import Event, topic_name
 from coaching_shared.membership import INDEXES as MEMBERSHIP_INDEXES
 from coaching_shared.membership import Membership
 from coaching_shared.messaging import (
-    TRANSIENT_ERRORS,
     EventConsumer,
     EventContext,
     EventPublisher,
     create_broker,
+    is_transient,
     provisioned_topics,
 )
 from coaching_shared.mongo import IndexSpec, create_client, ensure_indexes, outbox_index
 from coaching_shared.observability import METRICS, configure_logging
 from coaching_shared.outbox import OutboxRelay
-from coaching_shared.problems import install_problem_handlers
+from coaching_shared.problems import (
+    document_problems,
+    install_problem_handlers,
+    problem_responses,
+)
 from coaching_shared.settings import ServiceSettings
 from coaching_shared.tasks import cancel_and_wait
 
@@ -234,7 +238,7 @@ def build_service(settings: ServiceSettings, definition: ServiceDefinition) -> F
                         sweep_interval=settings.outbox_sweep_seconds,
                         lease=timedelta(seconds=settings.outbox_lease_seconds))
     membership = Membership(db, definition.personal_collections)
-    consumer = EventConsumer(settings, publisher, membership)
+    consumer = EventConsumer(settings, publisher, membership, batch_scope=relay.deferred)
     runtime = ServiceRuntime(settings, broker, publisher, consumer, mongo, db, relay,
                              membership)
     definition.wire(runtime)
@@ -256,7 +260,9 @@ def build_service(settings: ServiceSettings, definition: ServiceDefinition) -> F
                 await _ensure_topics(settings, provisioned_topics(settings, streams))
                 await broker.start()
                 break
-            except TRANSIENT_ERRORS as error:
+            except Exception as error:
+                if not is_transient(error):
+                    raise
                 attempt += 1
                 log.warning("start-up waiting for infrastructure (attempt %d): %s", attempt,
                             type(error).__name__)
@@ -294,7 +300,16 @@ def build_service(settings: ServiceSettings, definition: ServiceDefinition) -> F
     app.state.definition = definition
     install_problem_handlers(app)
     for router in definition.routers:
-        app.include_router(router)
+        app.include_router(router, responses=problem_responses(503))
+    generate_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document, with the problem details every error answers."""
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(generate_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     asyncapi = AsyncAPI(broker, title=f"{definition.title} events", version=definition.version,
                         description=definition.description, schema_version="3.0.0")

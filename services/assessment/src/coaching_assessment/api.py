@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from coaching_shared.auth import CurrentPrincipal, Principal, Role, require
-from coaching_shared.commands import IdempotencyKey, command_id
+from coaching_shared.commands import REPEATED_COMMAND, IdempotencyKey, command_id
 from coaching_shared.events import EventMessage, derived_event_id, utc_now
 from coaching_shared.mongo import without_internals
-from coaching_shared.problems import problem
+from coaching_shared.problems import problem, problem_responses
 from coaching_shared.service import ServiceRuntime, authorize_client, runtime_of
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -94,7 +94,8 @@ async def list_instruments(principal: CurrentPrincipal,
     return [*(_summary(d, "built-in") for d in builtin_instruments().values()), *own]
 
 
-@router.get("/instruments/{instrument_id}/versions/{version}", tags=["instruments"])
+@router.get("/instruments/{instrument_id}/versions/{version}", tags=["instruments"],
+            responses=problem_responses(404))
 async def get_instrument(instrument_id: str, version: int, principal: CurrentPrincipal,
                          repository: Repository) -> dict[str, Any]:
     """One instrument version's full definition."""
@@ -102,7 +103,8 @@ async def get_instrument(instrument_id: str, version: int, principal: CurrentPri
     return definition.model_dump()
 
 
-@router.post("/instruments", tags=["instruments"], status_code=201)
+@router.post("/instruments", tags=["instruments"], status_code=201,
+             responses={**REPEATED_COMMAND, **problem_responses(403, 409)})
 async def publish_instrument(definition: InstrumentDefinition, principal: CurrentPrincipal,
                              repository: Repository, response: Response) -> dict[str, Any]:
     """Publish a tenant instrument version (admins). Versions are immutable: publishing the
@@ -125,7 +127,8 @@ async def publish_instrument(definition: InstrumentDefinition, principal: Curren
     return _summary(definition, "tenant")
 
 
-@router.get("/instruments/{instrument_id}/versions/{version}/quality", tags=["program admin"])
+@router.get("/instruments/{instrument_id}/versions/{version}/quality", tags=["program admin"],
+            responses=problem_responses(403, 404))
 async def instrument_quality(instrument_id: str, version: int, principal: CurrentPrincipal,
                              repository: Repository, settings: Settings) -> dict[str, Any]:
     """Cronbach's alpha and corrected item-total correlations per scale over the tenant's
@@ -143,7 +146,8 @@ async def instrument_quality(instrument_id: str, version: int, principal: Curren
 # -- program plans -------------------------------------------------------------------------
 
 
-@router.put("/programs/{program_id}/enrolment-instruments", tags=["program admin"])
+@router.put("/programs/{program_id}/enrolment-instruments", tags=["program admin"],
+            responses=problem_responses(403, 404))
 async def set_enrolment_instruments(program_id: str, plan: EnrolmentPlan,
                                     principal: CurrentPrincipal, repository: Repository,
                                     ) -> dict[str, Any]:
@@ -156,7 +160,8 @@ async def set_enrolment_instruments(program_id: str, plan: EnrolmentPlan,
     return {"program_id": program_id, "instruments": plan.instruments}
 
 
-@router.get("/programs/{program_id}/enrolment-instruments", tags=["program admin"])
+@router.get("/programs/{program_id}/enrolment-instruments", tags=["program admin"],
+            responses=problem_responses(403))
 async def get_enrolment_instruments(program_id: str, principal: CurrentPrincipal,
                                     repository: Repository, settings: Settings,
                                     ) -> dict[str, Any]:
@@ -208,7 +213,8 @@ async def _assignment_view(repository: AssessmentRepository, assignment: dict[st
             "assessment_id": assessment_id if completed else None}
 
 
-@router.post("/clients/{client_id}/assignments", tags=["assignments"], status_code=201)
+@router.post("/clients/{client_id}/assignments", tags=["assignments"], status_code=201,
+             responses=problem_responses(403, 404, 409))
 async def assign(client_id: str, request: AssignmentRequest, principal: CurrentPrincipal,
                  runtime: Runtime, repository: Repository,
                  idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
@@ -231,7 +237,8 @@ async def assign(client_id: str, request: AssignmentRequest, principal: CurrentP
     return await _assignment_view(repository, existing, {})
 
 
-@router.get("/clients/{client_id}/assignments", tags=["assignments"])
+@router.get("/clients/{client_id}/assignments", tags=["assignments"],
+            responses=problem_responses(404))
 async def list_assignments(client_id: str, principal: CurrentPrincipal, runtime: Runtime,
                            repository: Repository) -> list[dict[str, Any]]:
     """The client's assignments with their status and progress, oldest first."""
@@ -242,7 +249,8 @@ async def list_assignments(client_id: str, principal: CurrentPrincipal, runtime:
             for assignment in await repository.assignments_of(principal.tenant_id, client_id)]
 
 
-@router.get("/clients/{client_id}/assignments/{assignment_id}", tags=["assignments"])
+@router.get("/clients/{client_id}/assignments/{assignment_id}", tags=["assignments"],
+            responses=problem_responses(404))
 async def get_assignment(client_id: str, assignment_id: str, principal: CurrentPrincipal,
                          runtime: Runtime, repository: Repository) -> dict[str, Any]:
     """One assignment with its status and how many items are answered."""
@@ -252,7 +260,8 @@ async def get_assignment(client_id: str, assignment_id: str, principal: CurrentP
     return await _assignment_view(repository, assignment, answers)
 
 
-@router.get("/clients/{client_id}/assignments/{assignment_id}/items", tags=["assignments"])
+@router.get("/clients/{client_id}/assignments/{assignment_id}/items", tags=["assignments"],
+            responses=problem_responses(403, 404))
 async def assignment_items(client_id: str, assignment_id: str, principal: CurrentPrincipal,
                            runtime: Runtime, repository: Repository,
                            offset: Annotated[int, Query(ge=0)] = 0,
@@ -282,7 +291,8 @@ def _check_version(assignment: dict[str, Any], sheet: AnswerSheet) -> None:
                                  f"version {assignment['instrument_version']}")
 
 
-@router.put("/clients/{client_id}/assignments/{assignment_id}/answers", tags=["assignments"])
+@router.put("/clients/{client_id}/assignments/{assignment_id}/answers", tags=["assignments"],
+            responses=problem_responses(403, 404, 409))
 async def save_answers(client_id: str, assignment_id: str, sheet: AnswerSheet,
                        principal: CurrentPrincipal, runtime: Runtime,
                        repository: Repository) -> Any:
@@ -328,7 +338,7 @@ async def _settled(repository: AssessmentRepository, settings: AssessmentSetting
 
 
 @router.post("/clients/{client_id}/assignments/{assignment_id}/submission",
-             tags=["assignments"], status_code=201)
+             tags=["assignments"], status_code=201, responses=problem_responses(403, 404, 409))
 async def submit(client_id: str, assignment_id: str, sheet: AnswerSheet,
                  principal: CurrentPrincipal, runtime: Runtime, repository: Repository,
                  settings: Settings, idempotency_key: IdempotencyKey = None) -> Any:
@@ -372,7 +382,7 @@ async def submit(client_id: str, assignment_id: str, sheet: AnswerSheet,
 # -- results -------------------------------------------------------------------------------
 
 
-@router.get("/clients/{client_id}/assessments", tags=["results"])
+@router.get("/clients/{client_id}/assessments", responses=problem_responses(404), tags=["results"])
 async def list_assessments(client_id: str, principal: CurrentPrincipal, runtime: Runtime,
                            repository: Repository, settings: Settings) -> list[dict[str, Any]]:
     """The client's completed assessments, oldest first, with percentiles where the norm
@@ -382,7 +392,8 @@ async def list_assessments(client_id: str, principal: CurrentPrincipal, runtime:
             for result in await repository.results_of(principal.tenant_id, client_id)]
 
 
-@router.get("/clients/{client_id}/assessments/{assessment_id}", tags=["results"])
+@router.get("/clients/{client_id}/assessments/{assessment_id}", tags=["results"],
+            responses=problem_responses(404))
 async def get_assessment(client_id: str, assessment_id: str, principal: CurrentPrincipal,
                          runtime: Runtime, repository: Repository,
                          settings: Settings) -> dict[str, Any]:
@@ -394,7 +405,7 @@ async def get_assessment(client_id: str, assessment_id: str, principal: CurrentP
     return await _result_view(repository, settings, result)
 
 
-@router.get("/clients/{client_id}/profile", tags=["results"])
+@router.get("/clients/{client_id}/profile", responses=problem_responses(404), tags=["results"])
 async def client_profile(client_id: str, principal: CurrentPrincipal, runtime: Runtime,
                          repository: Repository) -> dict[str, Any]:
     """One strengths-and-development-areas profile across the client's latest results."""

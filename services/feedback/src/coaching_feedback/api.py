@@ -18,6 +18,7 @@ from coaching_shared.commands import IdempotencyKey, command_id
 from coaching_shared.contracts import CheckInCompleted, FeedbackGiven, KpiReading
 from coaching_shared.events import EventMessage, derived_event_id
 from coaching_shared.mongo import without_internals
+from coaching_shared.problems import InvalidField, problem_responses
 from coaching_shared.service import ServiceRuntime, authorize_client, runtime_of
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -200,7 +201,7 @@ class ReviewNotes(BaseModel):
 # -- coaches' caseload ---------------------------------------------------------------------------
 
 
-@router.get("/caseload", tags=["caseload"])
+@router.get("/caseload", responses=problem_responses(403), tags=["caseload"])
 async def my_caseload(principal: CurrentPrincipal, runtime: Runtime) -> list[dict[str, Any]]:
     """The clients assigned to the calling coach."""
     require(principal, Role.COACH)
@@ -218,7 +219,7 @@ async def replan(repository: FeedbackRepository, schedule: dict[str, Any],
     except ScheduleEnded as ended:
         raise HTTPException(409, f"the schedule has ended ({ended})") from ended
     except NoSlotAvailable as error:
-        raise HTTPException(422, str(error)) from error
+        raise InvalidField("skip_windows", str(error)) from error
     except ScheduleBusy as busy:
         raise HTTPException(409, str(busy)) from busy
 
@@ -230,7 +231,7 @@ async def visible_schedule(principal: Principal, goal_id: str, repository: Feedb
                         lambda client_id: authorize_client(principal, client_id, runtime))
 
 
-@router.get("/clients/{client_id}/schedules", tags=["schedules"])
+@router.get("/clients/{client_id}/schedules", responses=problem_responses(404), tags=["schedules"])
 async def client_schedules(client_id: str, principal: CurrentPrincipal, runtime: Runtime,
                            repository: Repository) -> list[dict[str, Any]]:
     """The check-in schedules of the client's goals."""
@@ -238,14 +239,15 @@ async def client_schedules(client_id: str, principal: CurrentPrincipal, runtime:
     return [present(s) for s in await repository.schedules_of(principal.tenant_id, client_id)]
 
 
-@router.get("/goals/{goal_id}/schedule", tags=["schedules"])
+@router.get("/goals/{goal_id}/schedule", responses=problem_responses(404), tags=["schedules"])
 async def goal_schedule(goal_id: str, principal: CurrentPrincipal, runtime: Runtime,
                         repository: Repository) -> dict[str, Any]:
     """When the goal's check-ins fall due: the plan, the next period and its due time."""
     return present(await visible_schedule(principal, goal_id, repository, runtime))
 
 
-@router.put("/goals/{goal_id}/schedule", tags=["schedules"])
+@router.put("/goals/{goal_id}/schedule", tags=["schedules"],
+            responses=problem_responses(403, 404, 409))
 async def change_goal_schedule(goal_id: str, plan: CheckInPlan, principal: CurrentPrincipal,
                                runtime: Runtime, repository: Repository,
                                clock: CurrentClock) -> dict[str, Any]:
@@ -258,7 +260,8 @@ async def change_goal_schedule(goal_id: str, plan: CheckInPlan, principal: Curre
     return present(await replan(repository, schedule, plan, clock))
 
 
-@router.get("/clients/{client_id}/checkin-preferences", tags=["schedules"])
+@router.get("/clients/{client_id}/checkin-preferences", tags=["schedules"],
+            responses=problem_responses(404))
 async def checkin_preferences(client_id: str, principal: CurrentPrincipal, runtime: Runtime,
                               repository: Repository) -> dict[str, Any]:
     """The plan new goals of the client get (the service's defaults until stated)."""
@@ -270,7 +273,8 @@ async def checkin_preferences(client_id: str, principal: CurrentPrincipal, runti
     return stored_plan(settings.default_plan(preferences.get("timezone", "UTC")))
 
 
-@router.put("/clients/{client_id}/checkin-preferences", tags=["schedules"])
+@router.put("/clients/{client_id}/checkin-preferences", tags=["schedules"],
+            responses=problem_responses(403, 404, 409))
 async def set_checkin_preferences(client_id: str, update: PreferencesUpdate,
                                   principal: CurrentPrincipal, runtime: Runtime,
                                   repository: Repository, clock: CurrentClock) -> dict[str, Any]:
@@ -306,7 +310,7 @@ async def visible_checkin(principal: Principal, checkin_id: str, repository: Fee
                         lambda client_id: authorize_content(principal, client_id, runtime))
 
 
-@router.get("/clients/{client_id}/checkins", tags=["check-ins"])
+@router.get("/clients/{client_id}/checkins", responses=problem_responses(404), tags=["check-ins"])
 async def client_checkins(client_id: str, principal: CurrentPrincipal, runtime: Runtime,
                           repository: Repository,
                           status: Annotated[str | None, Query(
@@ -318,7 +322,7 @@ async def client_checkins(client_id: str, principal: CurrentPrincipal, runtime: 
             await repository.checkins_of(principal.tenant_id, client_id, status)]
 
 
-@router.get("/checkins/{checkin_id}", tags=["check-ins"])
+@router.get("/checkins/{checkin_id}", responses=problem_responses(404), tags=["check-ins"])
 async def get_checkin(checkin_id: str, principal: CurrentPrincipal, runtime: Runtime,
                       repository: Repository) -> dict[str, Any]:
     """One check-in with its prompts, submission and reflections (client and coach only)."""
@@ -340,7 +344,8 @@ def reflection_documents(principal: Principal, cause_id: str, client_id: str,
             for index, answer in enumerate(answers)]
 
 
-@router.post("/checkins/{checkin_id}/submission", tags=["check-ins"], status_code=201)
+@router.post("/checkins/{checkin_id}/submission", tags=["check-ins"], status_code=201,
+             responses=problem_responses(403, 404, 409))
 async def submit_checkin(checkin_id: str, submission: CheckInSubmission,
                          principal: CurrentPrincipal, runtime: Runtime, repository: Repository,
                          clock: CurrentClock,
@@ -374,7 +379,7 @@ async def _complete(checkin: dict[str, Any], submission: CheckInSubmission, caus
     known_kpis = {kpi["kpi_id"] for kpi in schedule.get("kpis", [])}
     unknown = sorted({r.kpi_id for r in submission.kpi_readings} - known_kpis)
     if unknown:
-        raise HTTPException(422, f"kpi_readings: the goal has no KPI {', '.join(unknown)}")
+        raise InvalidField("kpi_readings", f"the goal has no KPI {', '.join(unknown)}")
     readings = [KpiReading(kpi_id=r.kpi_id, value=r.value, measured_at=r.measured_at or now)
                 for r in submission.kpi_readings]
     late = window.is_late(now)
@@ -413,7 +418,8 @@ async def reflection_prompts(principal: CurrentPrincipal,
             for c in contexts for p in prompts_for(c)]
 
 
-@router.get("/clients/{client_id}/reflections", tags=["reflections"])
+@router.get("/clients/{client_id}/reflections", tags=["reflections"],
+            responses=problem_responses(404))
 async def client_reflections(client_id: str, principal: CurrentPrincipal, runtime: Runtime,
                              repository: Repository) -> list[dict[str, Any]]:
     """The client's reflection answers (client and coach only)."""
@@ -421,7 +427,8 @@ async def client_reflections(client_id: str, principal: CurrentPrincipal, runtim
     return [present(r) for r in await repository.reflections_of(principal.tenant_id, client_id)]
 
 
-@router.post("/clients/{client_id}/reflections", tags=["reflections"], status_code=201)
+@router.post("/clients/{client_id}/reflections", tags=["reflections"], status_code=201,
+             responses=problem_responses(403, 404, 409))
 async def add_reflection(client_id: str, reflection: StandaloneReflection,
                          principal: CurrentPrincipal, runtime: Runtime, repository: Repository,
                          clock: CurrentClock,
@@ -447,7 +454,7 @@ async def visible_reflection(principal: Principal, reflection_id: str,
                         lambda client_id: authorize_content(principal, client_id, runtime))
 
 
-@router.get("/reflections/{reflection_id}", tags=["reflections"])
+@router.get("/reflections/{reflection_id}", responses=problem_responses(404), tags=["reflections"])
 async def get_reflection(reflection_id: str, principal: CurrentPrincipal, runtime: Runtime,
                          repository: Repository) -> dict[str, Any]:
     """A reflection: for the client, their coach, and whom the client shared it with."""
@@ -458,7 +465,8 @@ async def get_reflection(reflection_id: str, principal: CurrentPrincipal, runtim
     return shown
 
 
-@router.put("/reflections/{reflection_id}/sharing", tags=["reflections"])
+@router.put("/reflections/{reflection_id}/sharing", tags=["reflections"],
+            responses=problem_responses(403, 404))
 async def share_reflection(reflection_id: str, sharing: Sharing, principal: CurrentPrincipal,
                            runtime: Runtime, repository: Repository) -> dict[str, Any]:
     """The client chooses who else may read a reflection (an empty list un-shares it)."""
@@ -474,7 +482,7 @@ async def share_reflection(reflection_id: str, sharing: Sharing, principal: Curr
 # -- reviews and coach feedback ----------------------------------------------------------------
 
 
-@router.get("/clients/{client_id}/reviews", tags=["reviews"])
+@router.get("/clients/{client_id}/reviews", responses=problem_responses(404), tags=["reviews"])
 async def client_reviews(client_id: str, principal: CurrentPrincipal, runtime: Runtime,
                          repository: Repository) -> list[dict[str, Any]]:
     """The client's progress reviews with the coach's notes (client and coach only)."""
@@ -482,7 +490,7 @@ async def client_reviews(client_id: str, principal: CurrentPrincipal, runtime: R
     return [present(r) for r in await repository.reviews_of(principal.tenant_id, client_id)]
 
 
-@router.put("/reviews/{review_id}/notes", tags=["reviews"])
+@router.put("/reviews/{review_id}/notes", responses=problem_responses(403, 404), tags=["reviews"])
 async def note_review(review_id: str, notes: ReviewNotes, principal: CurrentPrincipal,
                       runtime: Runtime, repository: Repository,
                       clock: CurrentClock) -> dict[str, Any]:
@@ -495,7 +503,8 @@ async def note_review(review_id: str, notes: ReviewNotes, principal: CurrentPrin
     return present(updated or review)
 
 
-@router.post("/goals/{goal_id}/reviews", tags=["reviews"], status_code=201)
+@router.post("/goals/{goal_id}/reviews", tags=["reviews"], status_code=201,
+             responses=problem_responses(403, 404, 409))
 async def review_goal_now(goal_id: str, principal: CurrentPrincipal, runtime: Runtime,
                           repository: Repository, clock: CurrentClock,
                           idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
@@ -540,7 +549,8 @@ async def _give_feedback(principal: Principal, client_id: str, subject_kind: str
     return present(stored)
 
 
-@router.post("/checkins/{checkin_id}/feedback", tags=["feedback"], status_code=201)
+@router.post("/checkins/{checkin_id}/feedback", tags=["feedback"], status_code=201,
+             responses=problem_responses(403, 404, 409))
 async def feedback_on_checkin(checkin_id: str, feedback: FeedbackText,
                               principal: CurrentPrincipal, runtime: Runtime,
                               repository: Repository, clock: CurrentClock,
@@ -551,7 +561,8 @@ async def feedback_on_checkin(checkin_id: str, feedback: FeedbackText,
                                 feedback.text, idempotency_key, repository, runtime, clock)
 
 
-@router.post("/goals/{goal_id}/feedback", tags=["feedback"], status_code=201)
+@router.post("/goals/{goal_id}/feedback", tags=["feedback"], status_code=201,
+             responses=problem_responses(403, 404, 409))
 async def feedback_on_goal(goal_id: str, feedback: FeedbackText, principal: CurrentPrincipal,
                            runtime: Runtime, repository: Repository, clock: CurrentClock,
                            idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
@@ -561,7 +572,7 @@ async def feedback_on_goal(goal_id: str, feedback: FeedbackText, principal: Curr
                                 feedback.text, idempotency_key, repository, runtime, clock)
 
 
-@router.get("/clients/{client_id}/feedback", tags=["feedback"])
+@router.get("/clients/{client_id}/feedback", responses=problem_responses(404), tags=["feedback"])
 async def client_feedback(client_id: str, principal: CurrentPrincipal, runtime: Runtime,
                           repository: Repository) -> list[dict[str, Any]]:
     """The coach's feedback to the client (client and coach only)."""
@@ -569,7 +580,7 @@ async def client_feedback(client_id: str, principal: CurrentPrincipal, runtime: 
     return [present(f) for f in await repository.feedback_of(principal.tenant_id, client_id)]
 
 
-@router.get("/clients/{client_id}/risk-signals", tags=["reviews"])
+@router.get("/clients/{client_id}/risk-signals", responses=problem_responses(404), tags=["reviews"])
 async def client_risk_signals(client_id: str, principal: CurrentPrincipal, runtime: Runtime,
                               repository: Repository) -> list[dict[str, Any]]:
     """Why the client was flagged at risk, newest first (client and coach only)."""
@@ -581,7 +592,7 @@ async def client_risk_signals(client_id: str, principal: CurrentPrincipal, runti
 # -- program metrics -------------------------------------------------------------------------
 
 
-@router.get("/program-metrics", tags=["program metrics"])
+@router.get("/program-metrics", responses=problem_responses(403), tags=["program metrics"])
 async def program_metrics(principal: CurrentPrincipal, repository: Repository,
                           clock: CurrentClock) -> dict[str, Any]:
     """Aggregates for program admins: completion rate, engagement, reviews; never content."""
@@ -676,7 +687,7 @@ def present_round(feedback_round: dict[str, Any],
 def check_ratings(ratings: Ratings, feedback_round: dict[str, Any]) -> None:
     unknown = sorted(set(ratings.ratings) - set(feedback_round["competencies"]))
     if unknown:
-        raise HTTPException(422, f"ratings: the round does not ask about {', '.join(unknown)}")
+        raise InvalidField("ratings", f"the round does not ask about {', '.join(unknown)}")
 
 
 async def visible_round(principal: Principal, round_id: str, repository: FeedbackRepository,
@@ -713,7 +724,8 @@ async def competencies(principal: CurrentPrincipal) -> list[dict[str, str]]:
     return [competency_view(c) for c in COMPETENCIES]
 
 
-@router.post("/clients/{client_id}/feedback-rounds", tags=["360 feedback"], status_code=201)
+@router.post("/clients/{client_id}/feedback-rounds", tags=["360 feedback"], status_code=201,
+             responses=problem_responses(403, 404, 409))
 async def start_feedback_round(client_id: str, request: RoundRequest,
                                principal: CurrentPrincipal, runtime: Runtime,
                                repository: Repository, clock: CurrentClock,
@@ -732,7 +744,7 @@ async def start_feedback_round(client_id: str, request: RoundRequest,
                                     runtime.settings.multirater_open_days,
                                     runtime.settings.multirater_max_open_days)
     except ValueError as error:
-        raise HTTPException(422, f"closes_at: {error}") from error
+        raise InvalidField("closes_at", str(error)) from error
     cause = command_id(principal, idempotency_key, "feedback-round")
     round_id = derived_event_id(cause, "feedback-round")
     feedback_round = await repository.open_round(principal.tenant_id, round_id, cause, {
@@ -754,7 +766,8 @@ async def start_feedback_round(client_id: str, request: RoundRequest,
     return shown
 
 
-@router.get("/clients/{client_id}/feedback-rounds", tags=["360 feedback"])
+@router.get("/clients/{client_id}/feedback-rounds", tags=["360 feedback"],
+            responses=problem_responses(404))
 async def client_feedback_rounds(client_id: str, principal: CurrentPrincipal, runtime: Runtime,
                                  repository: Repository) -> list[dict[str, Any]]:
     """The client's 360 rounds, newest first (client and coach only)."""
@@ -763,7 +776,7 @@ async def client_feedback_rounds(client_id: str, principal: CurrentPrincipal, ru
                                                                   client_id)]
 
 
-@router.get("/feedback-rounds/{round_id}", tags=["360 feedback"])
+@router.get("/feedback-rounds/{round_id}", responses=problem_responses(404), tags=["360 feedback"])
 async def get_feedback_round(round_id: str, principal: CurrentPrincipal, runtime: Runtime,
                              repository: Repository) -> dict[str, Any]:
     """A round with its raters; whether a particular rater answered is never shown."""
@@ -772,7 +785,8 @@ async def get_feedback_round(round_id: str, principal: CurrentPrincipal, runtime
                          await repository.raters_of(principal.tenant_id, round_id))
 
 
-@router.post("/feedback-rounds/{round_id}/raters/{rater_id}/invitation", tags=["360 feedback"])
+@router.post("/feedback-rounds/{round_id}/raters/{rater_id}/invitation", tags=["360 feedback"],
+             responses=problem_responses(403, 404, 409))
 async def reissue_invitation(round_id: str, rater_id: str, principal: CurrentPrincipal,
                              runtime: Runtime, repository: Repository) -> dict[str, Any]:
     """A new link for a rater who lost theirs (the old one stops working)."""
@@ -790,7 +804,8 @@ async def reissue_invitation(round_id: str, rater_id: str, principal: CurrentPri
     return invitations[0]
 
 
-@router.put("/feedback-rounds/{round_id}/self-rating", tags=["360 feedback"])
+@router.put("/feedback-rounds/{round_id}/self-rating", tags=["360 feedback"],
+            responses=problem_responses(403, 404, 409))
 async def rate_self(round_id: str, ratings: Ratings, principal: CurrentPrincipal,
                     runtime: Runtime, repository: Repository,
                     clock: CurrentClock) -> dict[str, Any]:
@@ -805,7 +820,8 @@ async def rate_self(round_id: str, ratings: Ratings, principal: CurrentPrincipal
     return present_round(updated)
 
 
-@router.post("/feedback-rounds/{round_id}/close", tags=["360 feedback"])
+@router.post("/feedback-rounds/{round_id}/close", tags=["360 feedback"],
+             responses=problem_responses(403, 404, 409))
 async def close_round(round_id: str, principal: CurrentPrincipal, runtime: Runtime,
                       repository: Repository, clock: CurrentClock) -> dict[str, Any]:
     """The client or their coach closes the round before its deadline; closing a closed
@@ -818,7 +834,8 @@ async def close_round(round_id: str, principal: CurrentPrincipal, runtime: Runti
     return present_round(await visible_round(principal, round_id, repository, runtime))
 
 
-@router.get("/feedback-rounds/{round_id}/results", tags=["360 feedback"])
+@router.get("/feedback-rounds/{round_id}/results", tags=["360 feedback"],
+            responses=problem_responses(404, 409))
 async def feedback_round_results(round_id: str, principal: CurrentPrincipal, runtime: Runtime,
                                  repository: Repository) -> dict[str, Any]:
     """The anonymised results next to the self-rating (client and coach, once closed).
@@ -864,7 +881,8 @@ RaterTenant = Annotated[str, Path(pattern=TENANT_PATTERN)]
 RaterToken = Annotated[str, Path(min_length=20, max_length=100)]
 
 
-@router.get("/tenants/{tenant_id}/rater-invitations/{token}", tags=["360 feedback"])
+@router.get("/tenants/{tenant_id}/rater-invitations/{token}", tags=["360 feedback"],
+            responses=problem_responses(404, 409, 410))
 async def rater_invitation(tenant_id: RaterTenant, token: RaterToken, repository: Repository,
                            clock: CurrentClock) -> dict[str, Any]:
     """What a rater is asked (no account: the link's token is the authorisation)."""
@@ -877,6 +895,7 @@ async def rater_invitation(tenant_id: RaterTenant, token: RaterToken, repository
 
 
 @router.post("/tenants/{tenant_id}/rater-invitations/{token}/response", tags=["360 feedback"],
+             responses=problem_responses(404, 409, 410),
              status_code=201)
 async def rater_response(tenant_id: RaterTenant, token: RaterToken, ratings: Ratings,
                          repository: Repository, clock: CurrentClock) -> dict[str, str]:

@@ -12,10 +12,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from coaching_shared.auth import CurrentPrincipal, Principal, Role, require
-from coaching_shared.commands import IdempotencyKey, command_id
+from coaching_shared.commands import REPEATED_COMMAND, IdempotencyKey, command_id
 from coaching_shared.events import utc_now
 from coaching_shared.mongo import without_internals
-from coaching_shared.problems import problem
+from coaching_shared.problems import InvalidField, problem, problem_responses
 from coaching_shared.service import ServiceRuntime, authorize_client, runtime_of
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
@@ -58,6 +58,9 @@ from coaching_goals.repository import GoalsRepository
 from coaching_goals.settings import GoalsSettings
 
 router = APIRouter(prefix="/v1")
+# The goal fields each SMART letter judges, so a failed check names what to change.
+SMART_FIELDS = {"S": "description", "M": "kpis", "A": "kpis", "R": "relevant_to",
+                "T": "due_date"}
 Runtime = Annotated[ServiceRuntime, Depends(runtime_of)]
 GOAL = "/clients/{client_id}/goals/{goal_id}"
 
@@ -109,7 +112,11 @@ def _refusal(error: GoalRuleError) -> HTTPException:
         return HTTPException(403, str(error))
     if isinstance(error, GoalStateConflict):
         return HTTPException(409, str(error))
-    return HTTPException(422, str(error))
+    # The goal rules write "<field>: <why>" when one field is at fault; else the goal is.
+    field, _, why = str(error).partition(": ")
+    if why and field.replace("_", "").isalnum():
+        return InvalidField(field, why)
+    return InvalidField("goal", str(error))
 
 
 def _no_goal(goal_id: str) -> HTTPException:
@@ -162,7 +169,8 @@ async def _smart_context(runtime: ServiceRuntime, tenant_id: str,
 
 # -- assessment results ------------------------------------------------------------------
 
-@router.get("/clients/{client_id}/assessment-results", tags=["assessment results"])
+@router.get("/clients/{client_id}/assessment-results", tags=["assessment results"],
+            responses=problem_responses(404))
 async def list_assessment_results(client_id: str, principal: CurrentPrincipal,
                                   runtime: Runtime) -> list[dict[str, Any]]:
     """The completed assessments goal suggestions build on, oldest first."""
@@ -173,7 +181,7 @@ async def list_assessment_results(client_id: str, principal: CurrentPrincipal,
 
 # -- goals -------------------------------------------------------------------------------
 
-@router.get("/clients/{client_id}/goals", tags=["goals"])
+@router.get("/clients/{client_id}/goals", responses=problem_responses(404), tags=["goals"])
 async def list_goals(client_id: str, principal: CurrentPrincipal, runtime: Runtime,
                      status: Annotated[list[GoalStatus] | None, Query()] = None,
                      ) -> list[dict[str, Any]]:
@@ -183,7 +191,8 @@ async def list_goals(client_id: str, principal: CurrentPrincipal, runtime: Runti
     return [_view(goal, measurements=False) for goal in goals]
 
 
-@router.post("/clients/{client_id}/goals", tags=["goals"], status_code=201)
+@router.post("/clients/{client_id}/goals", tags=["goals"], status_code=201,
+             responses={**REPEATED_COMMAND, **problem_responses(403, 404, 409)})
 async def create_goal(client_id: str, draft: GoalDraft, principal: CurrentPrincipal,
                       runtime: Runtime, response: Response,
                       idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
@@ -213,7 +222,7 @@ async def create_goal(client_id: str, draft: GoalDraft, principal: CurrentPrinci
     return _view(stored)
 
 
-@router.get(GOAL, tags=["goals"])
+@router.get(GOAL, responses=problem_responses(404), tags=["goals"])
 async def get_goal(client_id: str, goal_id: str, principal: CurrentPrincipal,
                    runtime: Runtime) -> dict[str, Any]:
     """One goal with its KPIs, action plan and recent measurements."""
@@ -224,7 +233,7 @@ async def get_goal(client_id: str, goal_id: str, principal: CurrentPrincipal,
     return _view(goal)
 
 
-@router.patch(GOAL, tags=["goals"])
+@router.patch(GOAL, responses=problem_responses(403, 404, 409), tags=["goals"])
 async def edit(client_id: str, goal_id: str, changes: GoalEdit, principal: CurrentPrincipal,
                runtime: Runtime, idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
     """Edit a suggestion or draft (only the fields sent); an edited suggestion is a draft."""
@@ -232,7 +241,7 @@ async def edit(client_id: str, goal_id: str, changes: GoalEdit, principal: Curre
                                lambda goal, _, now: edit_goal(goal, changes, now))
 
 
-@router.get(GOAL + "/smart-check", tags=["goals"])
+@router.get(GOAL + "/smart-check", responses=problem_responses(404), tags=["goals"])
 async def check(client_id: str, goal_id: str, principal: CurrentPrincipal,
                 runtime: Runtime) -> SmartCheck:
     """The SMART check of the goal as it stands, against the tenant's limits."""
@@ -244,8 +253,7 @@ async def check(client_id: str, goal_id: str, principal: CurrentPrincipal,
                        await _smart_context(runtime, principal.tenant_id, client_id))
 
 
-@router.post(GOAL + "/accept", tags=["goals"],
-             responses={422: {"description": "the SMART check failed; see `smart_check`"}})
+@router.post(GOAL + "/accept", tags=["goals"], responses=problem_responses(403, 404, 409, 422))
 async def accept(client_id: str, goal_id: str, body: AcceptGoal, principal: CurrentPrincipal,
                  runtime: Runtime, idempotency_key: IdempotencyKey = None) -> Any:
     """Make a suggestion or draft the client's active goal (publishes `GoalSet`).
@@ -276,11 +284,14 @@ async def accept(client_id: str, goal_id: str, body: AcceptGoal, principal: Curr
     except SmartCheckFailed as failed:
         return problem(422, f"the goal does not pass the SMART check: {failed}",
                        title="SMART check failed", type_="urn:coaching:problem:smart-check",
-                       smart_check=failed.check.model_dump(mode="json"))
+                       smart_check=failed.check.model_dump(mode="json"),
+                       errors=[{"field": SMART_FIELDS[letter.letter], "message": letter.message,
+                                "type": "smart_check"}
+                               for letter in failed.check.failures])
     return _view(goal)
 
 
-@router.post(GOAL + "/abandon", tags=["goals"])
+@router.post(GOAL + "/abandon", responses=problem_responses(403, 404, 409), tags=["goals"])
 async def abandon(client_id: str, goal_id: str, body: AbandonGoal, principal: CurrentPrincipal,
                   runtime: Runtime, idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
     """Give up a goal or decline a suggestion (publishes `GoalAbandoned`)."""
@@ -289,7 +300,7 @@ async def abandon(client_id: str, goal_id: str, body: AbandonGoal, principal: Cu
                                                                             now))
 
 
-@router.post(GOAL + "/measurements", tags=["progress"])
+@router.post(GOAL + "/measurements", responses=problem_responses(403, 404, 409), tags=["progress"])
 async def measure(client_id: str, goal_id: str, body: MeasurementInput,
                   principal: CurrentPrincipal, runtime: Runtime,
                   idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
@@ -312,7 +323,8 @@ async def measure(client_id: str, goal_id: str, body: MeasurementInput,
 
 # -- action plans ------------------------------------------------------------------------
 
-@router.post(GOAL + "/actions", tags=["action plans"], status_code=201)
+@router.post(GOAL + "/actions", tags=["action plans"], status_code=201,
+             responses=problem_responses(403, 404, 409))
 async def create_action(client_id: str, goal_id: str, draft: ActionDraft,
                         principal: CurrentPrincipal, runtime: Runtime,
                         idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
@@ -322,7 +334,8 @@ async def create_action(client_id: str, goal_id: str, draft: ActionDraft,
                                    goal, draft, cause, now))
 
 
-@router.patch(GOAL + "/actions/{action_id}", tags=["action plans"])
+@router.patch(GOAL + "/actions/{action_id}", tags=["action plans"],
+              responses=problem_responses(403, 404, 409))
 async def update_action(client_id: str, goal_id: str, action_id: str, changes: ActionChange,
                         principal: CurrentPrincipal, runtime: Runtime,
                         idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
@@ -332,7 +345,8 @@ async def update_action(client_id: str, goal_id: str, action_id: str, changes: A
                                    goal, action_id, changes, now))
 
 
-@router.get("/clients/{client_id}/next-actions", tags=["action plans"])
+@router.get("/clients/{client_id}/next-actions", tags=["action plans"],
+            responses=problem_responses(404))
 async def next_actions(client_id: str, principal: CurrentPrincipal, runtime: Runtime,
                        limit: Annotated[int | None, Query(ge=1, le=100)] = None,
                        ) -> list[NextAction]:
@@ -349,7 +363,7 @@ async def next_actions(client_id: str, principal: CurrentPrincipal, runtime: Run
 
 # -- program administration ---------------------------------------------------------------
 
-@router.get("/goals/summary", tags=["program"])
+@router.get("/goals/summary", responses=problem_responses(403), tags=["program"])
 async def summary(principal: CurrentPrincipal, runtime: Runtime) -> dict[str, Any]:
     """Counts for program admins: goals per status and clients with goals (no content)."""
     require(principal, Role.ADMIN)
@@ -372,7 +386,7 @@ async def get_smart_limits(principal: CurrentPrincipal, runtime: Runtime) -> dic
     return _limits_view(_settings(runtime).smart_limits, stored)
 
 
-@router.put("/smart-limits", tags=["program"])
+@router.put("/smart-limits", responses=problem_responses(403), tags=["program"])
 async def put_smart_limits(body: SmartLimitsChange, principal: CurrentPrincipal,
                            runtime: Runtime, idempotency_key: IdempotencyKey = None,
                            ) -> JSONResponse:

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from coaching_shared.auth import CurrentPrincipal, Principal, Role, require
 from coaching_shared.commands import IdempotencyKey, command_id
 from coaching_shared.mongo import without_internals
+from coaching_shared.problems import InvalidField, problem_responses
 from coaching_shared.service import ServiceRuntime, runtime_of
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -55,7 +56,7 @@ def _settings(request: Request) -> NotifierSettings:
 # -- contacts ---------------------------------------------------------------------------------
 
 
-@router.get("/people/me/contact", tags=["contacts"])
+@router.get("/people/me/contact", responses=problem_responses(404), tags=["contacts"])
 async def my_contact(principal: CurrentPrincipal, repository: Repository) -> dict[str, Any]:
     """How the platform reaches the caller (from their enrolment or coach assignment)."""
     found = await repository.contact(principal.tenant_id, principal.subject)
@@ -64,7 +65,7 @@ async def my_contact(principal: CurrentPrincipal, repository: Repository) -> dic
     return without_internals(found)
 
 
-@router.get("/people/{person_id}/contact", tags=["contacts"])
+@router.get("/people/{person_id}/contact", responses=problem_responses(403, 404), tags=["contacts"])
 async def person_contact(person_id: str, principal: CurrentPrincipal,
                          repository: Repository) -> dict[str, Any]:
     """A person's contact details, for integrations (e.g. an HRIS reconciling its data)."""
@@ -116,7 +117,7 @@ async def my_unread_count(principal: CurrentPrincipal, repository: Repository) -
     return {"unread": await repository.unread_count(principal.tenant_id, principal.subject)}
 
 
-@router.post("/inbox/{notification_id}/read", tags=["inbox"])
+@router.post("/inbox/{notification_id}/read", responses=problem_responses(404), tags=["inbox"])
 async def mark_read(notification_id: str, principal: CurrentPrincipal, repository: Repository,
                     clock: Clock) -> dict[str, int]:
     """Mark one notification read (again is fine); answers the new unread count."""
@@ -137,7 +138,7 @@ async def mark_all_read(principal: CurrentPrincipal, repository: Repository,
 # -- tenant defaults and templates (tenant admins) ---------------------------------------------
 
 
-@router.get("/notification-defaults", tags=["tenant settings"])
+@router.get("/notification-defaults", responses=problem_responses(403), tags=["tenant settings"])
 async def tenant_defaults(principal: CurrentPrincipal, repository: Repository
                           ) -> TenantDefaults:
     """The tenant's default channels per event type and audience, and quiet hours."""
@@ -146,7 +147,7 @@ async def tenant_defaults(principal: CurrentPrincipal, repository: Repository
     return TenantDefaults.model_validate((stored or {}).get("defaults", {}))
 
 
-@router.put("/notification-defaults", tags=["tenant settings"])
+@router.put("/notification-defaults", responses=problem_responses(403), tags=["tenant settings"])
 async def set_tenant_defaults(defaults: TenantDefaults, principal: CurrentPrincipal,
                               repository: Repository, clock: Clock,
                               idempotency_key: IdempotencyKey = None) -> TenantDefaults:
@@ -158,7 +159,7 @@ async def set_tenant_defaults(defaults: TenantDefaults, principal: CurrentPrinci
     return defaults
 
 
-@router.get("/templates", tags=["tenant settings"])
+@router.get("/templates", responses=problem_responses(403), tags=["tenant settings"])
 async def templates(principal: CurrentPrincipal, repository: Repository) -> dict[str, Any]:
     """The built-in texts (event type, audience, locales) and the tenant's overrides."""
     require(principal, Role.ADMIN)
@@ -174,7 +175,8 @@ def _known_event_type(event_type: str) -> None:
         raise HTTPException(404, f"no notifications for event type {event_type!r}")
 
 
-@router.put("/templates/{event_type}/{locale}", tags=["tenant settings"])
+@router.put("/templates/{event_type}/{locale}", tags=["tenant settings"],
+            responses=problem_responses(403, 404))
 async def set_template(event_type: str, locale: Annotated[str, LOCALE],
                        template: TemplateOverride, principal: CurrentPrincipal,
                        repository: Repository, clock: Clock,
@@ -187,14 +189,15 @@ async def set_template(event_type: str, locale: Annotated[str, LOCALE],
     _known_event_type(event_type)
     problem = check_override(template)
     if problem:
-        raise HTTPException(422, problem)
+        raise InvalidField("template", problem)
     cause = command_id(principal, idempotency_key, f"set-template|{event_type}|{locale}")
     await repository.save_template(principal.tenant_id, event_type, locale, cause,
                                    template.model_dump(mode="json"), clock())
     return template
 
 
-@router.delete("/templates/{event_type}/{locale}", tags=["tenant settings"], status_code=204)
+@router.delete("/templates/{event_type}/{locale}", tags=["tenant settings"], status_code=204,
+               responses=problem_responses(403, 404))
 async def delete_template(event_type: str, locale: Annotated[str, LOCALE],
                           principal: CurrentPrincipal, repository: Repository) -> None:
     """Go back to the built-in text."""
@@ -218,7 +221,7 @@ def _may_manage_webhooks(principal: Principal) -> None:
     require(principal, Role.ADMIN, Role.INTEGRATION)
 
 
-@router.post("/webhooks", tags=["webhooks"], status_code=201)
+@router.post("/webhooks", responses=problem_responses(403, 409), tags=["webhooks"], status_code=201)
 async def subscribe_webhook(request: WebhookSubscriptionRequest, principal: CurrentPrincipal,
                             repository: Repository, clock: Clock, http: Request,
                             idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
@@ -229,7 +232,7 @@ async def subscribe_webhook(request: WebhookSubscriptionRequest, principal: Curr
     _may_manage_webhooks(principal)
     problem = webhook_url_problem(request.url, _settings(http).webhook_allow_http_loopback)
     if problem:
-        raise HTTPException(422, f"url {problem}")
+        raise InvalidField("url", problem)
     cause = command_id(principal, idempotency_key, "subscribe-webhook")
     subscription_id = f"wh-{cause}"
     now = clock()
@@ -243,7 +246,7 @@ async def subscribe_webhook(request: WebhookSubscriptionRequest, principal: Curr
     return {**_subscription_view(stored, now), "secret": stored["secrets"][0]["secret"]}
 
 
-@router.get("/webhooks", tags=["webhooks"])
+@router.get("/webhooks", responses=problem_responses(403), tags=["webhooks"])
 async def list_webhooks(principal: CurrentPrincipal, repository: Repository,
                         clock: Clock) -> list[dict[str, Any]]:
     """The tenant's webhook subscriptions (without secrets)."""
@@ -260,7 +263,8 @@ class Rotation(BaseModel):
         description="how long the previous secret stays valid; the service default if absent")
 
 
-@router.post("/webhooks/{subscription_id}/rotate-secret", tags=["webhooks"])
+@router.post("/webhooks/{subscription_id}/rotate-secret", tags=["webhooks"],
+             responses=problem_responses(403, 404, 409))
 async def rotate_webhook_secret(subscription_id: str, principal: CurrentPrincipal,
                                 repository: Repository, clock: Clock, http: Request,
                                 rotation: Annotated[Rotation | None, Body()] = None
@@ -288,7 +292,8 @@ async def rotate_webhook_secret(subscription_id: str, principal: CurrentPrincipa
             "previous_secret_valid_until": previous_until}
 
 
-@router.delete("/webhooks/{subscription_id}", tags=["webhooks"], status_code=204)
+@router.delete("/webhooks/{subscription_id}", tags=["webhooks"], status_code=204,
+               responses=problem_responses(403, 404))
 async def unsubscribe_webhook(subscription_id: str, principal: CurrentPrincipal,
                               repository: Repository) -> None:
     """Stop calling the URL; deliveries still queued for it fail as 'subscription removed'."""
@@ -300,7 +305,7 @@ async def unsubscribe_webhook(subscription_id: str, principal: CurrentPrincipal,
 # -- the delivery log -------------------------------------------------------------------------
 
 
-@router.get("/deliveries", tags=["delivery log"])
+@router.get("/deliveries", responses=problem_responses(403), tags=["delivery log"])
 async def delivery_log(principal: CurrentPrincipal, repository: Repository,
                        cause_event_id: str | None = None, recipient_id: str | None = None,
                        client_id: str | None = None, channel: Channel | None = None,
@@ -318,7 +323,7 @@ async def delivery_log(principal: CurrentPrincipal, repository: Repository,
     return await repository.delivery_log(principal.tenant_id, criteria, limit)
 
 
-@router.get("/deliveries/summary", tags=["delivery log"])
+@router.get("/deliveries/summary", responses=problem_responses(403), tags=["delivery log"])
 async def delivery_summary(principal: CurrentPrincipal,
                            repository: Repository) -> dict[str, dict[str, int]]:
     """Counts per channel and status: how well notifications reach people (admins)."""
@@ -326,7 +331,8 @@ async def delivery_summary(principal: CurrentPrincipal,
     return await repository.delivery_counts(principal.tenant_id)
 
 
-@router.post("/deliveries/{notification_id}/retry", tags=["delivery log"])
+@router.post("/deliveries/{notification_id}/retry", tags=["delivery log"],
+             responses=problem_responses(403, 404, 409))
 async def retry_delivery(notification_id: str, principal: CurrentPrincipal,
                          repository: Repository, clock: Clock, http: Request
                          ) -> dict[str, Any]:
@@ -334,6 +340,10 @@ async def retry_delivery(notification_id: str, principal: CurrentPrincipal,
     require(principal, Role.INTEGRATION)
     requeued = await repository.retry_failed(principal.tenant_id, notification_id, clock())
     if requeued is None:
-        raise HTTPException(409, f"no failed delivery {notification_id!r}")
+        # 404 for a delivery this tenant does not have (like every other unknown id), 409
+        # for one of its own that is not failed.
+        known = await repository.delivery_log(principal.tenant_id,
+                                              {"notification_id": notification_id}, 1)
+        raise HTTPException(409 if known else 404, f"no failed delivery {notification_id!r}")
     http.app.state.dispatcher.wake()
     return requeued
