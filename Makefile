@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: install up test bench lint infra-start infra-stop infra-status clean-infra
+.PHONY: install up test bench chaos lint infra-start infra-stop infra-status clean-infra
 
 install:  ## uv, the locked Python environment, the local Kafka and FerretDB
 	@bash deploy/local/bootstrap.sh
@@ -16,6 +16,9 @@ test: install  ## the whole suite against a real Kafka broker and FerretDB it st
 
 bench: install  ## raw limits, the by-the-book baseline and the services in one run (.bench/)
 	@$(UV) run --frozen python bench/run.py
+
+chaos: install  ## the large fault-injection run: processes killed under load, nothing lost (.chaos/)
+	@$(UV) run --frozen python chaos/run.py
 
 lint:
 	@$(UV) run --frozen ruff check .

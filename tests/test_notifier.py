@@ -9,7 +9,6 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from coaching_notifier.app import create_app
@@ -25,21 +24,14 @@ from coaching_shared.contracts import (
 from coaching_shared.events import EventMessage, topic_name
 from support.inprocess import bearer, running_service, service_settings
 from support.kafka_tools import TopicReader, eventually, headers_of, publish_events
+from support.webhooks import NOTIFIER_README as README
+from support.webhooks import receiver_verifier
 
 pytestmark = pytest.mark.integration
 
 TENANT = "acme"
-README = Path(__file__).resolve().parents[1] / "services" / "notifier" / "README.md"
 INTEGRATION = bearer(TENANT, "hr-system", "integration")
 ADMIN = bearer(TENANT, "admin-1", "admin")
-
-
-def receiver_verifier():
-    """The verification function exactly as the README shows it to receivers."""
-    source = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
-    namespace: dict = {}
-    exec(compile(source, str(README), "exec"), namespace)
-    return namespace["verify_coaching_webhook"]
 
 
 @pytest.fixture
@@ -85,12 +77,15 @@ def checkin_due(client_id: str, period: int = 1) -> CheckInDue:
 
 
 async def enrol(client, infra, prefix, *events: ClientEnrolled) -> None:
-    """Publish enrolments and wait until the notifier knows every contact."""
-    await publish_events(infra.kafka_bootstrap_servers, prefix, list(events))
-    for event in events:
-        async def known(person=event.client_id):
+    """Publish enrolments and wait until the notifier handled them: it knows every contact
+    and planned the welcome (the last step, so a webhook subscribed next is not matched)."""
+    messages = await publish_events(infra.kafka_bootstrap_servers, prefix, list(events))
+    for message in messages:
+        async def known(person=message.subject, cause=message.id):
             response = await client.get(f"/v1/people/{person}/contact", headers=INTEGRATION)
-            return response.status_code == 200
+            welcome = await client.get("/v1/deliveries", headers=INTEGRATION,
+                                       params={"cause_event_id": cause})
+            return response.status_code == 200 and welcome.json()
         await eventually(known)
 
 
@@ -280,7 +275,12 @@ async def test_quiet_hours_defer_email_to_the_local_end_of_quiet_hours(
         before_end = await _settled_mails(smtp, "c-1@example.com")
         clock.now = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)  # 07:00 in Berlin
         await eventually(lambda: _async(smtp.to("c-1@example.com", "CheckInDue")))
-        [sent] = await deliveries(client, cause_event_id="due-night", channel="email")
+
+        async def recorded():  # the outcome is written just after the SMTP server took it
+            return await deliveries(client, cause_event_id="due-night", channel="email",
+                                    status="sent")
+
+        [sent] = await eventually(recorded)
 
     assert email["status"] == "pending"
     assert _utc(email["deferred_until"]) == datetime(2026, 12, 1, 6, 0, tzinfo=UTC)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
@@ -25,7 +26,7 @@ from typing import Any
 
 from coaching_shared.contracts import NotificationFailed, NotificationSent
 from coaching_shared.events import EventMessage, derived_event_id
-from coaching_shared.messaging import TRANSIENT_ERRORS
+from coaching_shared.messaging import is_transient
 from pymongo.asynchronous.collection import AsyncCollection
 
 from coaching_notifier.channels import Sender
@@ -42,6 +43,7 @@ from coaching_notifier.repository import NotifierRepository
 log = logging.getLogger(__name__)
 
 SOURCE = "/notifier"
+RECORD_RETRY_SECONDS = 0.5
 Clock = Callable[[], datetime]
 Relay = Callable[[AsyncCollection, dict[str, Any] | None], Awaitable[None]]
 
@@ -110,10 +112,12 @@ class DeliveryDispatcher:
         while True:
             try:
                 await self.dispatch_due()
-            except TRANSIENT_ERRORS as error:
-                log.warning("dispatcher waiting for the database: %s", type(error).__name__)
-            except Exception:
-                log.exception("dispatcher round failed")
+            except Exception as error:
+                if is_transient(error):
+                    log.warning("dispatcher waiting for the database: %s",
+                                type(error).__name__)
+                else:
+                    log.exception("dispatcher round failed")
             try:
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_seconds)
             except TimeoutError:
@@ -152,6 +156,7 @@ class DeliveryDispatcher:
 
     async def deliver(self, delivery: dict[str, Any]) -> DeliveryStatus | None:
         """Make one attempt at a claimed delivery and record how it went."""
+        lease_ends = time.monotonic() + self._lease.total_seconds()
         attempt = delivery["attempts"]
         if attempt > self._policy.max_attempts:
             # Claimed again and again without an outcome (e.g. its sender kept dying).
@@ -163,14 +168,17 @@ class DeliveryDispatcher:
         entry = attempt_entry(attempt, now, status.value, outcome.detail)
         if status is DeliveryStatus.PENDING:
             due = now + self._policy.delay(attempt)
-            if not await self._repository.schedule_retry(delivery, due, entry):
+            if not await self._while_leased(
+                    lambda: self._repository.schedule_retry(delivery, due, entry), lease_ends):
                 log.warning("lease on %s lost before retry was scheduled",
                             delivery["notification_id"])
             return status
         fields: dict[str, Any] = ({"sent_at": now} if status is DeliveryStatus.SENT
                                   else {"failed_at": now, "reason": outcome.detail})
         event = outcome_event(delivery, status, now, outcome.detail)
-        document = await self._repository.finish_delivery(delivery, status, fields, entry, event)
+        document = await self._while_leased(
+            lambda: self._repository.finish_delivery(delivery, status, fields, entry, event),
+            lease_ends)
         if document is None:
             log.warning("delivery %s was taken over or erased before its outcome was recorded",
                         delivery["notification_id"])
@@ -179,6 +187,20 @@ class DeliveryDispatcher:
         log.info("delivery %s %s on %s after %d attempt(s): %s", delivery["notification_id"],
                  status.value, delivery["channel"], attempt, outcome.detail)
         return status
+
+    async def _while_leased(self, write: Callable[[], Awaitable[Any]],
+                            lease_ends: float) -> Any:
+        """Record an outcome, waiting out a database outage while the lease still holds.
+
+        Given up, the delivery would be claimed and sent again once its lease ran out.
+        """
+        while True:
+            try:
+                return await write()
+            except Exception as error:
+                if not is_transient(error) or time.monotonic() + RECORD_RETRY_SECONDS >= lease_ends:
+                    raise
+                await asyncio.sleep(RECORD_RETRY_SECONDS)
 
     async def _attempt(self, delivery: Mapping[str, Any]) -> SendOutcome:
         sender = self._senders[Channel(delivery["channel"])]

@@ -5,6 +5,10 @@ is *planned*: for each recipient and channel one delivery document in the delive
 rendered and due now (or at the end of the person's quiet hours). Planning twice plans the
 same documents, which the log's unique index refuses. Sending is the dispatcher's job, so a
 slow webhook receiver never holds up this consumer.
+
+A client's enrolment travels on its own stream, so an event about the client (e.g. the
+`AssessmentAssigned` the enrolment caused) can arrive first: it is held until the enrolment
+brings the contact, then planned, instead of going out without an address.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from coaching_shared.contracts import ClientEnrolled, CoachAssigned
-from coaching_shared.events import Event
+from coaching_shared.events import Event, event_class
 from coaching_shared.membership import Membership
 from coaching_shared.messaging import EventContext
 
@@ -63,6 +67,11 @@ class NotifierHandlers:
             await self.repository.save_contact(event.tenant_id, event.coach.coach_id, cause,
                                                coach_contact(event.coach), client_id=None)
         await self.notify(event, context)
+        for held in await self.repository.held_for(event.tenant_id, event.client_id):
+            model = event_class(held.type)
+            if model is not None:
+                await self.notify(held.parse(model), EventContext(held, held.topic(), -1, -1))
+            await self.repository.release_held(event.tenant_id, event.client_id, held.id)
 
     async def coach_assigned(self, event: CoachAssigned, context: EventContext) -> None:
         """Keep the coach's contact details, then tell client and coach."""
@@ -74,12 +83,19 @@ class NotifierHandlers:
     async def notify(self, event: Event, context: EventContext) -> None:
         """Plan the deliveries of one event: its people's channels and matching webhooks."""
         tenant_id = event.tenant_id
+        client = await self.repository.contact(tenant_id, event.client_id)
+        if client is None and not isinstance(event, ClientEnrolled | CoachAssigned):
+            await self.repository.hold_for_contact(tenant_id, event.client_id, context.message)
+            client = await self.repository.contact(tenant_id, event.client_id)
+            if client is None:
+                return  # client_enrolled plans it
+            # The enrolment was handled meanwhile (another replica): plan it here.
+            await self.repository.release_held(tenant_id, event.client_id, context.message.id)
         now = self.clock()
         stored = await self.repository.tenant_defaults(tenant_id)
         defaults = TenantDefaults.model_validate((stored or {}).get("defaults", {}))
         roster_coach = (None if coach_named_in(event)
                         else await self.membership.coach_of(tenant_id, event.client_id))
-        client = await self.repository.contact(tenant_id, event.client_id)
         coach_id = coach_named_in(event) or roster_coach
         coach = await self.repository.contact(tenant_id, coach_id) if coach_id else None
         planned: list[dict[str, Any]] = []

@@ -5,6 +5,12 @@ The delivery log (`deliveries`) is the heart of exactly-once: one document per
 the same documents again and the index refuses the copies; a sender claims a due delivery
 with a lease before sending and marks it sent after, in the same write that queues the
 `NotificationSent` event; retries and quiet-hour deferrals are just a later `due_at`.
+
+A claim is decided by an insert into `delivery_claims`, unique per delivery and claim number
+(the requeues and attempts the claimer read), before the lease is written: FerretDB does not
+run a guarded find-and-modify as a compare-and-set, so two replicas could both "win" that
+update, but only one of them can insert the claim. The claim number also guards the outcome
+write, so a sender whose lease was taken over records nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +35,10 @@ TEMPLATES = "templates"
 WEBHOOKS = "webhook_subscriptions"
 DELIVERIES = "deliveries"
 INBOX = "inbox"
+DELIVERY_CLAIMS = "delivery_claims"
+# Events about a client whose enrolment has not reached the notifier yet (it travels on
+# another stream): planned once the contact is known.
+AWAITING_CONTACT = "awaiting_contact"
 
 DELIVERY_KEY = ("tenant_id", "cause_event_id", "recipient_id", "channel")
 DUPLICATE_KEY = 11000
@@ -46,11 +56,16 @@ INDEXES = [
     IndexSpec(DELIVERIES, [("status", 1), ("due_at", 1)], system=True),
     IndexSpec(INBOX, [("tenant_id", 1), ("person_id", 1), ("notification_id", 1)], unique=True),
     IndexSpec(INBOX, [("tenant_id", 1), ("person_id", 1), ("created_at", -1)]),
+    IndexSpec(DELIVERY_CLAIMS, [("tenant_id", 1), ("notification_id", 1), ("claim", 1)],
+              unique=True),
+    IndexSpec(AWAITING_CONTACT, [("tenant_id", 1), ("client_id", 1), ("cause_event_id", 1)],
+              unique=True),
 ]
 OUTBOX_COLLECTIONS = [DELIVERIES]
 # Documents carrying client_id are erased on ClientOffboarded: a client's contact and
-# preferences, and every delivery and inbox item about the client (a coach's included).
-PERSONAL_COLLECTIONS = [CONTACTS, PREFERENCES, DELIVERIES, INBOX]
+# preferences, and every delivery, claim and inbox item about the client (a coach's too).
+PERSONAL_COLLECTIONS = [CONTACTS, PREFERENCES, DELIVERIES, INBOX, DELIVERY_CLAIMS,
+                        AWAITING_CONTACT]
 
 # What the delivery log shows: bookkeeping, never the message content.
 DELIVERY_LOG_FIELDS = {"_id": 0, "notification_id": 1, "cause_event_id": 1, "cause_type": 1,
@@ -59,6 +74,7 @@ DELIVERY_LOG_FIELDS = {"_id": 0, "notification_id": 1, "cause_event_id": 1, "cau
                        "attempts": 1, "attempt_log": 1, "deferred_until": 1, "reason": 1,
                        "client_id": 1}
 CLAIMABLE = [DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value]
+CLAIM_CANDIDATES = 20  # due deliveries looked at per claim (others may take the first ones)
 
 
 class NotifierRepository:
@@ -71,8 +87,29 @@ class NotifierRepository:
         self.webhooks = db[WEBHOOKS]
         self.deliveries = db[DELIVERIES]
         self.inbox = db[INBOX]
+        self.claims = db[DELIVERY_CLAIMS]
+        self.awaiting = db[AWAITING_CONTACT]
 
     # -- contacts and preferences ---------------------------------------------------------
+
+    async def hold_for_contact(self, tenant_id: str, client_id: str,
+                               message: EventMessage) -> None:
+        """Keep an event until the client's contact is known (idempotent)."""
+        key = {"tenant_id": tenant_id, "client_id": client_id, "cause_event_id": message.id}
+        try:
+            await self.awaiting.update_one(
+                key, {"$setOnInsert": {"message": message.to_document()}}, upsert=True)
+        except DuplicateKeyError:
+            pass  # held already
+
+    async def held_for(self, tenant_id: str, client_id: str) -> list[EventMessage]:
+        found = await self.awaiting.find({"tenant_id": tenant_id,
+                                          "client_id": client_id}).to_list()
+        return [EventMessage.from_document(doc["message"]) for doc in found]
+
+    async def release_held(self, tenant_id: str, client_id: str, cause_event_id: str) -> None:
+        await self.awaiting.delete_one({"tenant_id": tenant_id, "client_id": client_id,
+                                        "cause_event_id": cause_event_id})
 
     async def save_contact(self, tenant_id: str, person_id: str, cause_id: str,
                            contact: dict[str, Any], *, client_id: str | None) -> None:
@@ -182,14 +219,46 @@ class NotifierRepository:
                         lease_token: str) -> dict[str, Any] | None:
         """Take the most overdue delivery: pending ones, and sending ones whose lease ran out.
 
-        The claim counts as an attempt, so a sender that dies mid-send still used one.
+        The claim counts as an attempt, so a sender that dies mid-send still used one. A
+        delivery another replica claimed at the same moment is left to it.
         """
-        return await self.deliveries.find_one_and_update(
+        due = await self.deliveries.find(
             {"status": {"$in": CLAIMABLE}, "due_at": {"$lte": now}},
-            {"$set": {"status": DeliveryStatus.SENDING.value, "due_at": lease_until,
-                      "lease_token": lease_token},
-             "$inc": {"attempts": 1}},
-            sort=[("due_at", 1)], return_document=ReturnDocument.AFTER)
+            {"tenant_id": 1, "client_id": 1, "notification_id": 1, "attempts": 1,
+             "requeues": 1, "due_at": 1}).sort("due_at", 1).limit(CLAIM_CANDIDATES).to_list()
+        for seen in due:
+            if not await self._hold_claim(seen, now, lease_until, lease_token):
+                continue  # another sender claimed it in this state
+            claimed = await self.deliveries.find_one_and_update(
+                {"_id": seen["_id"], "status": {"$in": CLAIMABLE}, "due_at": seen["due_at"],
+                 "attempts": seen["attempts"]},
+                {"$set": {"status": DeliveryStatus.SENDING.value, "due_at": lease_until,
+                          "lease_token": lease_token},
+                 "$inc": {"attempts": 1}},
+                return_document=ReturnDocument.AFTER)
+            if claimed is not None:
+                return claimed
+        return None
+
+    async def _hold_claim(self, seen: Mapping[str, Any], now: datetime,
+                          lease_until: datetime, lease_token: str) -> bool:
+        """Record a claim of the delivery in the state it was read; False if another sender
+        recorded that claim first. A claim whose claimer died before taking the lease is
+        given up once its lease ran out."""
+        entry = {"tenant_id": seen["tenant_id"], "notification_id": seen["notification_id"],
+                 "claim": f"{seen.get('requeues', 0)}|{seen['attempts']}"}
+        for _ in range(2):
+            try:
+                await self.claims.insert_one({**entry, "client_id": seen["client_id"],
+                                              "lease_token": lease_token,
+                                              "lease_until": lease_until, "claimed_at": now})
+                return True
+            except DuplicateKeyError:
+                held = await self.claims.find_one(entry)
+                if held is None or held["lease_until"] > now:
+                    return False
+                await self.claims.delete_one({**entry, "lease_token": held["lease_token"]})
+        return False
 
     async def schedule_retry(self, delivery: Mapping[str, Any], due_at: datetime,
                              entry: dict[str, Any]) -> bool:
@@ -238,7 +307,8 @@ class NotifierRepository:
             {"tenant_id": tenant_id, "notification_id": notification_id,
              "status": DeliveryStatus.FAILED.value},
             {"$set": {"status": DeliveryStatus.PENDING.value, "due_at": now, "attempts": 0,
-                      "requeued_at": now}},
+                      "requeued_at": now},
+             "$inc": {"requeues": 1}},  # a fresh series of claim numbers
             return_document=ReturnDocument.AFTER)
         # Projected here: FerretDB's findAndModify takes no projection.
         return None if document is None else {
@@ -290,6 +360,12 @@ class NotifierRepository:
 
 
 def _leased(delivery: Mapping[str, Any]) -> dict[str, Any]:
-    """The filter that matches a delivery only while the given claim still holds it."""
+    """The filter that matches a delivery only while the given claim still holds it.
+
+    The claim number, not the lease token: the lease is taken only by the claimer that
+    recorded the claim in `delivery_claims`, and a later claim counts another attempt.
+    """
     return {**{name: delivery[name] for name in DELIVERY_KEY},
-            "lease_token": delivery["lease_token"]}
+            "status": DeliveryStatus.SENDING.value, "attempts": delivery["attempts"],
+            "requeues": delivery["requeues"] if "requeues" in delivery
+            else {"$exists": False}}

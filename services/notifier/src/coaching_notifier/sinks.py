@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -27,6 +28,7 @@ class ReceivedMail:
     mail_from: str
     recipients: list[str]
     message: EmailMessage
+    received_at: float = field(default_factory=time.monotonic)  # when it arrived (monotonic)
 
     @property
     def notification_id(self) -> str:
@@ -104,6 +106,7 @@ class WebhookCall:
     headers: dict[str, str]  # names in lower case
     body: bytes
     status: int | None = None  # None: the sink never answered (hung or cut off)
+    received_at: float = field(default_factory=time.monotonic)  # when it arrived (monotonic)
 
 
 @dataclass
