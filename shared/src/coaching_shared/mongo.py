@@ -24,6 +24,15 @@ from coaching_shared.settings import ServiceSettings
 APPLIED_EVENTS_KEPT = 200
 APPLIED_TRIM_SLACK = 50  # trim in steps, not on every write
 OUTBOX_FIELDS = ("outbox", "outbox_pending", "outbox_lease_until")
+# FerretDB 1.24 never answers a bulk write of 100 or more updates, and the database hangs
+# behind it (measured: 99 return in under a second, 100 time out and so does all after);
+# every bulk write goes in chunks below that.
+BULK_WRITE_LIMIT = 99
+
+
+def chunks(items: Sequence[Any], size: int = BULK_WRITE_LIMIT) -> list[Sequence[Any]]:
+    """`items` cut into consecutive slices of at most `size`."""
+    return [items[start:start + size] for start in range(0, len(items), size)]
 
 
 def create_client(settings: ServiceSettings) -> AsyncMongoClient:

@@ -26,6 +26,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from coaching_shared.events import EventMessage, utc_now
 from coaching_shared.messaging import EventPublisher, is_transient
+from coaching_shared.mongo import chunks
 from coaching_shared.observability import METRICS
 from coaching_shared.tasks import cancel_and_wait
 
@@ -113,24 +114,27 @@ class OutboxRelay:
             by_collection.setdefault(collection.full_name, []).append((collection, document))
         for documents in by_collection.values():
             collection = documents[0][0]
-            await collection.bulk_write(
-                [UpdateOne({"_id": document["_id"]}, {"$pullAll": {"outbox": document["outbox"]}})
-                 for _, document in documents], ordered=False)
-            await collection.bulk_write(
-                [UpdateOne({"_id": document["_id"], "outbox.0": {"$exists": False}},
-                           {"$set": {"outbox_pending": False}}) for _, document in documents],
-                ordered=False)
+            for part in chunks(documents):
+                await collection.bulk_write(
+                    [UpdateOne({"_id": document["_id"]},
+                               {"$pullAll": {"outbox": document["outbox"]}})
+                     for _, document in part], ordered=False)
+                await collection.bulk_write(
+                    [UpdateOne({"_id": document["_id"], "outbox.0": {"$exists": False}},
+                               {"$set": {"outbox_pending": False}}) for _, document in part],
+                    ordered=False)
 
     async def sweep_once(self) -> int:
         """Publish outbox entries whose writer's lease ran out; returns documents relayed."""
-        claimed: list[Written] = []
+        relayed = 0
         pending_total = 0
         for collection in self._collections:
             now = utc_now()
-            cursor = collection.find(
+            # Read them all before writing: FerretDB/SQLite blocks writes under an open cursor.
+            pending = await collection.find(
                 {"outbox_pending": True, "outbox_lease_until": {"$lte": now}},
-                {"outbox": 1, "outbox_lease_until": 1}).limit(SWEEP_BATCH)
-            async for document in cursor:
+                {"outbox": 1, "outbox_lease_until": 1}).limit(SWEEP_BATCH).to_list()
+            for document in pending:
                 pending_total += 1
                 # Claim it: only one replica's sweep wins the lease on this document.
                 claim = await collection.update_one(
@@ -140,15 +144,16 @@ class OutboxRelay:
                 if claim.modified_count != 1:
                     continue
                 if document.get("outbox"):
-                    claimed.append((collection, document))
+                    # At once, while the claim is fresh: a batch of claims published
+                    # together would give a racing claimer (FerretDB) a wider window.
+                    await self._relay_all([(collection, document)])
+                    relayed += 1
                 else:
                     await collection.update_one(
                         {"_id": document["_id"], "outbox.0": {"$exists": False}},
                         {"$set": {"outbox_pending": False}})
         METRICS.outbox_pending.set(pending_total)
-        if claimed:
-            await self._relay_all(claimed)
-        return len(claimed)
+        return relayed
 
     def start(self) -> None:
         """Run the sweep in the background until stop()."""

@@ -25,7 +25,7 @@ from pymongo.errors import BulkWriteError
 
 from coaching_shared.events import EventMessage, utc_now
 from coaching_shared.messaging import EventPublisher
-from coaching_shared.mongo import IndexSpec
+from coaching_shared.mongo import IndexSpec, chunks
 
 DUPLICATE_KEY = 11000
 
@@ -111,8 +111,8 @@ async def relay_documents(publisher: EventPublisher, collection: AsyncCollection
         if entries:
             # Plain updates, no upserts: FerretDB's bulk_write handles these correctly.
             pulls.append(UpdateOne({"_id": document["_id"]}, {"$pullAll": {"outbox": entries}}))
-    if pulls:
-        await collection.bulk_write(pulls, ordered=False)
+    for part in chunks(pulls):
+        await collection.bulk_write(part, ordered=False)
     # Entries pushed meanwhile keep the flag up: only an empty outbox lowers it.
     await collection.update_many(
         {"_id": {"$in": [document["_id"] for document in documents]},

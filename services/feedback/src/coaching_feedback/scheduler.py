@@ -29,6 +29,7 @@ from typing import Any
 from coaching_shared.contracts import CheckInDue, CheckInMissed
 from coaching_shared.events import EventMessage, derived_event_id, utc_now
 from coaching_shared.messaging import TRANSIENT_ERRORS, EventPublisher
+from coaching_shared.mongo import chunks
 from coaching_shared.outbox_batch import relay_documents
 from coaching_shared.tasks import cancel_and_wait
 from pymongo.asynchronous.collection import AsyncCollection
@@ -179,8 +180,10 @@ class CheckInScheduler:
         if not claimed:
             return 0
         transitions = [transition_of(document, owner) for document in claimed]
-        written = await self.repository.apply_transitions(collection, transitions,
-                                                          self._outbox_lease)
+        written = 0
+        for part in chunks(transitions):
+            written += await self.repository.apply_transitions(collection, part,
+                                                               self._outbox_lease)
         # Only what this round still holds: a document another replica took over meanwhile
         # is that replica's to relay.
         published = await relay_documents(self.publisher, collection,

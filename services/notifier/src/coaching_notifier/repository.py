@@ -215,9 +215,10 @@ class NotifierRepository:
                 raise
             return error.details.get("nInserted", 0)
 
-    async def claim_due(self, now: datetime, lease_until: datetime,
-                        lease_token: str) -> dict[str, Any] | None:
-        """Take the most overdue delivery: pending ones, and sending ones whose lease ran out.
+    async def claim_due(self, now: datetime, lease_until: datetime, lease_token: str,
+                        limit: int = 1) -> list[dict[str, Any]]:
+        """Take up to `limit` of the most overdue deliveries: pending ones, and sending ones
+        whose lease ran out.
 
         The claim counts as an attempt, so a sender that dies mid-send still used one. A
         delivery another replica claimed at the same moment is left to it.
@@ -225,20 +226,24 @@ class NotifierRepository:
         due = await self.deliveries.find(
             {"status": {"$in": CLAIMABLE}, "due_at": {"$lte": now}},
             {"tenant_id": 1, "client_id": 1, "notification_id": 1, "attempts": 1,
-             "requeues": 1, "due_at": 1}).sort("due_at", 1).limit(CLAIM_CANDIDATES).to_list()
+             "requeues": 1, "due_at": 1}).sort("due_at", 1).limit(
+                 max(CLAIM_CANDIDATES, 2 * limit)).to_list()
+        claimed: list[dict[str, Any]] = []
         for seen in due:
+            if len(claimed) == limit:
+                break
             if not await self._hold_claim(seen, now, lease_until, lease_token):
                 continue  # another sender claimed it in this state
-            claimed = await self.deliveries.find_one_and_update(
+            document = await self.deliveries.find_one_and_update(
                 {"_id": seen["_id"], "status": {"$in": CLAIMABLE}, "due_at": seen["due_at"],
                  "attempts": seen["attempts"]},
                 {"$set": {"status": DeliveryStatus.SENDING.value, "due_at": lease_until,
                           "lease_token": lease_token},
                  "$inc": {"attempts": 1}},
                 return_document=ReturnDocument.AFTER)
-            if claimed is not None:
-                return claimed
-        return None
+            if document is not None:
+                claimed.append(document)
+        return claimed
 
     async def _hold_claim(self, seen: Mapping[str, Any], now: datetime,
                           lease_until: datetime, lease_token: str) -> bool:
