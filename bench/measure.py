@@ -59,13 +59,16 @@ class Result:
     warmed: bool = True
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # The row this one's "x raw" compares with, when not the raw pipeline (the scheduler).
+    reference: str | None = None
     vs_raw_pipeline: float | None = None
     vs_baseline: float | None = None
 
     @classmethod
-    def of(cls, scenario: str, window: Window, note: str = "", **extra: Any) -> Result:
+    def of(cls, scenario: str, window: Window, note: str = "", reference: str | None = None,
+           **extra: Any) -> Result:
         return cls(scenario, window.events, round(window.seconds, 3), round(window.rate, 1),
-                   window.complete, window.warmed, note, extra)
+                   window.complete, window.warmed, note, extra, reference)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,14 +76,22 @@ class Result:
 
 RAW_PIPELINE = "raw pipeline"
 BASELINE = "FastStream by the book"
+RAW_CLAIM_AND_PRODUCE = "raw claim-and-produce"
+SCHEDULER = "feedback scheduler"
 
 
 def add_ratios(results: Sequence[Result]) -> None:
-    """Set each row's ratio to the raw pipeline and to the by-the-book baseline (same run)."""
+    """Set each row's ratio to its raw reference and to the by-the-book baseline (same run).
+
+    A row with a `reference` of its own (the scheduler against the raw claim-and-produce) is
+    compared with that row only: the consuming baseline does different work.
+    """
     rates = {result.scenario: result.rate for result in results}
     for result in results:
-        result.vs_raw_pipeline = _rounded(ratio(result.rate, rates.get(RAW_PIPELINE)))
-        result.vs_baseline = _rounded(ratio(result.rate, rates.get(BASELINE)))
+        reference = result.reference or RAW_PIPELINE
+        result.vs_raw_pipeline = _rounded(ratio(result.rate, rates.get(reference)))
+        result.vs_baseline = (None if result.reference
+                              else _rounded(ratio(result.rate, rates.get(BASELINE))))
 
 
 def _rounded(value: float | None) -> float | None:
@@ -89,7 +100,7 @@ def _rounded(value: float | None) -> float | None:
 
 def format_table(results: Sequence[Result]) -> str:
     """A fixed-width table (also valid markdown) of the results."""
-    header = ("scenario", "events", "seconds", "events/s", "x raw pipeline", "x baseline")
+    header = ("scenario", "events", "seconds", "events/s", "x raw", "x baseline")
     rows = [header, tuple("-" * len(name) for name in header)]
     for result in results:
         rows.append((

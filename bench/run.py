@@ -3,6 +3,11 @@
 Knobs (environment): BENCH_EVENTS (events in the pre-filled topic, default 20000),
 BENCH_CAP_SECONDS (longest a consuming scenario may take, default 180),
 BENCH_WARMUP_SHARE (share of events left out at the start of consuming scenarios, 0.05),
+BENCH_SCHEDULES (check-in schedules falling due at once for the scheduler, default 2000:
+FerretDB 1.24 on SQLite pays a scan of the collection per update, so 100000 only fits a
+15-minute run against MongoDB),
+BENCH_ONLY (comma-separated scenario names to run, e.g. "raw claim-and-produce,feedback
+scheduler"; the consuming ones need "aiokafka produce", which fills their topic),
 KAFKA_BOOTSTRAP_SERVERS + MONGODB_URL (use running servers instead of starting local ones).
 Prints the table; writes .bench/results-<timestamp>.json and .bench/latest.json.
 """
@@ -30,7 +35,7 @@ from support.infra import infrastructure, local_module  # noqa: E402
 
 from bench.context import Bench, env_float, env_int  # noqa: E402
 from bench.measure import Result, add_ratios, format_table  # noqa: E402
-from bench.scenarios import baseline, raw, services  # noqa: E402
+from bench.scenarios import baseline, raw, scheduler, services  # noqa: E402
 from bench.workload import assessment_messages, encode  # noqa: E402
 
 RESULTS = REPO / ".bench"
@@ -64,14 +69,19 @@ async def server_facts(infra: Any) -> dict[str, Any]:
             "mongodb_wire": {"version": info.get("version"), "ferretdb": ferret or None}}
 
 
-async def run(bench: Bench, log_dir: Path) -> list[Result]:
+async def run(bench: Bench, log_dir: Path, schedules: int) -> list[Result]:
     steps = [("aiokafka produce", raw.produce), ("aiokafka consume", raw.consume),
              ("PyMongo insert_one", raw.insert_one), ("PyMongo insert_many", raw.insert_many),
              ("raw pipeline", raw.pipeline), ("FastStream by the book", baseline.by_the_book),
              ("goals service", lambda b: services.service_throughput(b, "goals", "goals",
-                                                                     log_dir))]
+                                                                     log_dir)),
+             ("raw claim-and-produce", lambda b: scheduler.raw_claim_and_produce(b, schedules)),
+             ("feedback scheduler", lambda b: scheduler.scheduler_run(b, schedules, log_dir))]
+    only = {name.strip() for name in os.environ.get("BENCH_ONLY", "").split(",") if name.strip()}
     results = []
     for name, step in steps:
+        if only and name not in only:
+            continue
         started = time.monotonic()
         print(f"- {name} ...", flush=True)
         result = await step(bench)
@@ -84,6 +94,7 @@ async def run(bench: Bench, log_dir: Path) -> list[Result]:
 
 def main() -> int:
     total = env_int("BENCH_EVENTS", 20_000)
+    schedules = env_int("BENCH_SCHEDULES", 2_000)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     RESULTS.mkdir(exist_ok=True)
     log_dir = RESULTS / f"logs-{stamp}"
@@ -98,9 +109,12 @@ def main() -> int:
                       warmup_share=env_float("BENCH_WARMUP_SHARE", 0.05),
                       cap_seconds=env_float("BENCH_CAP_SECONDS", 180))
         facts = {**machine_facts(), **asyncio.run(server_facts(infra))}
-        results = asyncio.run(run(bench, log_dir))
+        load_before = os.getloadavg()
+        results = asyncio.run(run(bench, log_dir, schedules))
     table = format_table(results)
-    report = {"started_at": stamp, "events": total, "warmup_share": bench.warmup_share,
+    report = {"started_at": stamp, "events": total, "schedules": schedules,
+              "load_average": {"before": load_before, "after": os.getloadavg()},
+              "warmup_share": bench.warmup_share,
               "cap_seconds": bench.cap_seconds, "machine": facts,
               "wall_seconds": round(time.monotonic() - began, 1),
               "results": [result.as_dict() for result in results], "table": table}

@@ -7,9 +7,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from coaching_shared.mongo import BULK_WRITE_LIMIT, chunks
+
 from bench.measure import (
     BASELINE,
+    RAW_CLAIM_AND_PRODUCE,
     RAW_PIPELINE,
+    SCHEDULER,
     Result,
     Window,
     add_ratios,
@@ -51,3 +55,18 @@ def test_without_a_reference_there_is_no_ratio():
     results = [Result.of("aiokafka produce", Window(10, 1.0))]
     add_ratios(results)
     assert results[0].vs_raw_pipeline is None and results[0].vs_baseline is None
+
+
+def test_the_scheduler_is_compared_with_the_raw_claim_and_produce_only():
+    results = [Result.of(RAW_PIPELINE, Window(1000, 1.0)), Result.of(BASELINE, Window(100, 1.0)),
+               Result.of(RAW_CLAIM_AND_PRODUCE, Window(400, 1.0)),
+               Result.of(SCHEDULER, Window(300, 1.0), reference=RAW_CLAIM_AND_PRODUCE)]
+    add_ratios(results)
+    assert (results[3].vs_raw_pipeline, results[3].vs_baseline) == (0.75, None)
+
+
+def test_bulk_writes_are_cut_below_the_size_ferretdb_stops_answering():
+    parts = chunks(list(range(250)))
+    assert [len(part) for part in parts] == [BULK_WRITE_LIMIT, BULK_WRITE_LIMIT, 52]
+    assert [item for part in parts for item in part] == list(range(250))
+    assert BULK_WRITE_LIMIT < 100
