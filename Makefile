@@ -17,7 +17,8 @@ test: install  ## the whole suite against a real Kafka broker and FerretDB it st
 bench: install  ## raw limits, the by-the-book baseline and the services in one run (.bench/)
 	@$(UV) run --frozen python bench/run.py
 
-chaos: install  ## the large fault-injection run: processes killed under load, nothing lost (.chaos/)
+chaos: install  ## fault injection, the small run then the large one: processes killed under load (.chaos/)
+	@$(UV) run --frozen pytest -m chaos tests/test_chaos.py
 	@$(UV) run --frozen python chaos/run.py
 
 lint:

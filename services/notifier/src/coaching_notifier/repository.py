@@ -257,12 +257,18 @@ class NotifierRepository:
                 await self.claims.insert_one({**entry, "client_id": seen["client_id"],
                                               "lease_token": lease_token,
                                               "lease_until": lease_until, "claimed_at": now})
-                return True
             except DuplicateKeyError:
                 held = await self.claims.find_one(entry)
                 if held is None or held["lease_until"] > now:
                     return False
                 await self.claims.delete_one({**entry, "lease_token": held["lease_token"]})
+                continue
+            # The client may have been offboarded since the delivery was read: the erasure
+            # sets its tombstone before it deletes, so either it or this removes the claim.
+            if await is_erased(self._db, seen["tenant_id"], seen["client_id"]):
+                await self.claims.delete_one({**entry, "lease_token": lease_token})
+                return False
+            return True
         return False
 
     async def schedule_retry(self, delivery: Mapping[str, Any], due_at: datetime,
