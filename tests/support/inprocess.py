@@ -38,7 +38,8 @@ async def running_service(create_app: Callable[[ServiceSettings], FastAPI],
                           settings: ServiceSettings) -> AsyncIterator[httpx.AsyncClient]:
     """Start the app (connected and consuming) and yield an HTTP client bound to it."""
     app = create_app(settings)
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
+    # Shutdown waits for the batch in hand; on a loaded 2-core machine that can take a while.
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=90):
         await asyncio.wait_for(app.state.runtime.ready.wait(), timeout=60)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
