@@ -49,9 +49,10 @@ class ServiceSettings(BaseSettings):
         default=500, ge=1, description="Most records fetched and acknowledged together"
     )
     consume_concurrency: int = Field(
-        default=32, ge=1,
-        description="Clients whose events of one batch are handled at the same time "
-        "(each client's events stay in order)",
+        default=1, ge=1,
+        description="Clients whose events of one batch are handled at the same time (each "
+        "client's events stay in order). 1 suits FerretDB/SQLite, which takes one writer at a "
+        "time (32 made the goals service 4x slower there); raise it on MongoDB",
     )
 
     handler_retries: int = Field(
