@@ -28,7 +28,7 @@ from typing import Any
 
 from coaching_shared.contracts import CheckInDue, CheckInMissed
 from coaching_shared.events import EventMessage, derived_event_id, utc_now
-from coaching_shared.messaging import TRANSIENT_ERRORS, EventPublisher
+from coaching_shared.messaging import EventPublisher, is_transient
 from coaching_shared.mongo import chunks
 from coaching_shared.outbox_batch import relay_documents
 from coaching_shared.tasks import cancel_and_wait
@@ -214,10 +214,12 @@ class CheckInScheduler:
                 if time.monotonic() - last_trim > LEDGER_TRIM_SECONDS:
                     await self.forget_published()
                     last_trim = time.monotonic()
-            except TRANSIENT_ERRORS as error:
-                log.warning("scheduler waiting for infrastructure: %s", type(error).__name__)
-            except Exception:
-                log.exception("scheduler round failed")
+            except Exception as error:
+                if is_transient(error):
+                    log.warning("scheduler waiting for infrastructure: %s",
+                                type(error).__name__)
+                else:
+                    log.exception("scheduler round failed")
             if claimed < self.settings.scheduler_batch_size:
                 await asyncio.sleep(self.settings.scheduler_interval_seconds)
 
