@@ -13,6 +13,7 @@ Standard library only, so it runs before the project's virtual environment exist
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -33,6 +34,10 @@ else:  # run as a script, or with deploy/local on sys.path
 FERRETDB_VERSION = "v1.24.2"
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 BACKENDS = ("sqlite", "postgresql")
+# Our one change to FerretDB: update, findAndModify and delete run one at a time per database,
+# so a single-document write is atomic as on MongoDB (FerretDB 1.24 reads, then writes back,
+# and two writers of one document lose one of the writes). See README "Data".
+PATCHES = [Path(__file__).with_name("ferretdb-serialize-writes.patch")]
 
 # For shells whose PATH lacks Go: $GOROOT, else where the official Go tarball installs.
 
@@ -92,8 +97,14 @@ def install(home: Path | None = None) -> Path:
     home = Path(home) if home is not None else procs.infra_home()
     target = _install_dir(home)
     binary = target / "bin" / "ferretdb"
-    return procs.cached_install(target, f"{FERRETDB_VERSION}\n",
+    return procs.cached_install(target, _stamp(),
                                 lambda: _build(home, target, binary), binary)
+
+
+def _stamp() -> str:
+    """What the install marker records: the version and a digest of the patches applied."""
+    digest = hashlib.sha256(b"".join(patch.read_bytes() for patch in PATCHES)).hexdigest()
+    return f"{FERRETDB_VERSION}\npatches {digest[:16]}\n"
 
 
 def _build(home: Path, target: Path, binary: Path) -> None:
@@ -116,6 +127,9 @@ def _build(home: Path, target: Path, binary: Path) -> None:
     commit = (info.get("Origin") or {}).get("Hash")
     if commit:
         (version_dir / "commit.txt").write_text(f"{commit}\n")  # shown by --version / in logs
+    for patch in PATCHES:
+        procs.run_step(["patch", "--forward", "--batch", "-p1", "-i", str(patch)], log_path,
+                       f"applying {patch.name} to FerretDB", cwd=src, env=env)
 
     tmp_binary = binary.with_name(binary.name + ".tmp")
     binary.parent.mkdir(parents=True, exist_ok=True)
