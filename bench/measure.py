@@ -80,6 +80,14 @@ RAW_CLAIM_AND_PRODUCE = "raw claim-and-produce"
 SCHEDULER = "feedback scheduler"
 
 
+LATENCY_KEYS = ("p50_ms", "p95_ms", "p99_ms", "max_ms")
+
+
+def is_latency(result: Result) -> bool:
+    """Latency rows carry percentiles; they are not throughput and get no ratios."""
+    return "p99_ms" in result.extra
+
+
 def add_ratios(results: Sequence[Result]) -> None:
     """Set each row's ratio to its raw reference and to the by-the-book baseline (same run).
 
@@ -88,6 +96,8 @@ def add_ratios(results: Sequence[Result]) -> None:
     """
     rates = {result.scenario: result.rate for result in results}
     for result in results:
+        if is_latency(result):
+            continue
         reference = result.reference or RAW_PIPELINE
         result.vs_raw_pipeline = _rounded(ratio(result.rate, rates.get(reference)))
         result.vs_baseline = (None if result.reference
@@ -99,21 +109,41 @@ def _rounded(value: float | None) -> float | None:
 
 
 def format_table(results: Sequence[Result]) -> str:
-    """A fixed-width table (also valid markdown) of the results."""
+    """Fixed-width tables (also valid markdown): throughput, then latency if measured."""
+    throughput = [result for result in results if not is_latency(result)]
+    latency = [result for result in results if is_latency(result)]
     header = ("scenario", "events", "seconds", "events/s", "x raw", "x baseline")
     rows = [header, tuple("-" * len(name) for name in header)]
-    for result in results:
+    for result in throughput:
         rows.append((
             result.scenario + ("" if result.complete else " (capped)")
             + ("" if result.warmed else " (no warm-up)"),
             f"{result.events:,}", f"{result.seconds:.2f}", f"{result.rate:,.0f}",
             _format_ratio(result.vs_raw_pipeline), _format_ratio(result.vs_baseline)))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    text = _aligned(rows)
+    if latency:
+        header = ("latency", "offered/s", "samples", "missing", "p50 ms", "p95 ms", "p99 ms",
+                  "max ms")
+        rows = [header, tuple("-" * len(name) for name in header)]
+        for result in latency:
+            rows.append((result.scenario, f"{result.extra.get('offered_per_s', 0):g}",
+                         f"{result.extra.get('samples', 0):,}",
+                         f"{result.extra.get('missing', 0):,}",
+                         *(_format_ms(result.extra.get(key)) for key in LATENCY_KEYS)))
+        text += "\n\n" + _aligned(rows)
+    return text
+
+
+def _format_ms(value: float | None) -> str:
+    return "" if value is None else f"{value:,.1f}"
+
+
+def _aligned(rows: Sequence[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = []
     for row in rows:
-        cells = [row[0].ljust(widths[0]), *(cell.rjust(w) for cell, w in zip(row[1:],
-                                                                             widths[1:],
-                                                                             strict=True))]
+        cells = [row[0].ljust(widths[0]),
+                 *(cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

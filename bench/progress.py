@@ -32,12 +32,12 @@ async def create_topics(bootstrap: str, names: Sequence[str], partitions: int) -
 
 
 class GroupProgress:
-    """The events a consumer group has committed on one topic (offsets start at 0)."""
+    """The events a consumer group has committed on some topics (offsets start at 0)."""
 
-    def __init__(self, bootstrap: str, group_id: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, group_id: str, topics: str | Sequence[str]) -> None:
         self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         self._group_id = group_id
-        self._topic = topic
+        self._topics = {topics} if isinstance(topics, str) else set(topics)
 
     async def __aenter__(self) -> GroupProgress:
         await self._admin.start()
@@ -49,7 +49,7 @@ class GroupProgress:
     async def committed(self) -> int:
         offsets = await self._admin.list_consumer_group_offsets(self._group_id)
         return sum(meta.offset for partition, meta in offsets.items()
-                   if partition.topic == self._topic and meta.offset > 0)
+                   if partition.topic in self._topics and meta.offset > 0)
 
     async def watch(self, total: int, warmup: int, cap_seconds: float,
                     alive: Callable[[], Awaitable[bool]] | None = None) -> Window:

@@ -7,7 +7,8 @@ BENCH_SCHEDULES (check-in schedules falling due at once for the scheduler, defau
 FerretDB 1.24 on SQLite pays a scan of the collection per update, so 100000 only fits a
 15-minute run against MongoDB),
 BENCH_ONLY (comma-separated scenario names to run, e.g. "raw claim-and-produce,feedback
-scheduler"; the consuming ones need "aiokafka produce", which fills their topic),
+scheduler"; the raw consuming ones need "aiokafka produce", which fills their topic),
+BENCH_LATENCY_* and BENCH_E2E_* (bench/scenarios/latency.py),
 KAFKA_BOOTSTRAP_SERVERS + MONGODB_URL (use running servers instead of starting local ones).
 Prints the table; writes .bench/results-<timestamp>.json and .bench/latest.json.
 """
@@ -23,6 +24,7 @@ import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -34,8 +36,8 @@ from pymongo import AsyncMongoClient  # noqa: E402
 from support.infra import infrastructure, local_module  # noqa: E402
 
 from bench.context import Bench, env_float, env_int  # noqa: E402
-from bench.measure import Result, add_ratios, format_table  # noqa: E402
-from bench.scenarios import baseline, raw, scheduler, services  # noqa: E402
+from bench.measure import Result, add_ratios, format_table, is_latency  # noqa: E402
+from bench.scenarios import baseline, latency, raw, scheduler, services  # noqa: E402
 from bench.workload import assessment_messages, encode  # noqa: E402
 
 RESULTS = REPO / ".bench"
@@ -72,11 +74,15 @@ async def server_facts(infra: Any) -> dict[str, Any]:
 async def run(bench: Bench, log_dir: Path, schedules: int) -> list[Result]:
     steps = [("aiokafka produce", raw.produce), ("aiokafka consume", raw.consume),
              ("PyMongo insert_one", raw.insert_one), ("PyMongo insert_many", raw.insert_many),
-             ("raw pipeline", raw.pipeline), ("FastStream by the book", baseline.by_the_book),
-             ("goals service", lambda b: services.service_throughput(b, "goals", "goals",
-                                                                     log_dir)),
-             ("raw claim-and-produce", lambda b: scheduler.raw_claim_and_produce(b, schedules)),
-             ("feedback scheduler", lambda b: scheduler.scheduler_run(b, schedules, log_dir))]
+             ("raw pipeline", raw.pipeline), ("FastStream by the book", baseline.by_the_book)]
+    for service_run in services.service_runs(bench):
+        steps.append((f"{service_run.service} service",
+                      partial(services.service_throughput, run=service_run, log_dir=log_dir)))
+    steps += [
+        ("raw claim-and-produce", lambda b: scheduler.raw_claim_and_produce(b, schedules)),
+        ("feedback scheduler", lambda b: scheduler.scheduler_run(b, schedules, log_dir)),
+        ("Kafka hop latency", latency.kafka_hop),
+        ("end-to-end latency", lambda b: latency.end_to_end(b, log_dir))]
     only = {name.strip() for name in os.environ.get("BENCH_ONLY", "").split(",") if name.strip()}
     results = []
     for name, step in steps:
@@ -85,7 +91,9 @@ async def run(bench: Bench, log_dir: Path, schedules: int) -> list[Result]:
         started = time.monotonic()
         print(f"- {name} ...", flush=True)
         result = await step(bench)
-        print(f"  {result.rate:,.0f} events/s over {result.events:,} events "
+        figure = (f"p50 {result.extra['p50_ms']} ms, p99 {result.extra['p99_ms']} ms"
+                  if is_latency(result) else f"{result.rate:,.0f} events/s")
+        print(f"  {figure} over {result.events:,} events "
               f"({time.monotonic() - started:.0f}s with set-up)", flush=True)
         results.append(result)
     add_ratios(results)

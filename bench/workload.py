@@ -11,8 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from coaching_shared.contracts import AssessmentCompleted, GoalSuggested
+from coaching_shared.contracts import (
+    AssessmentCompleted,
+    ClientEnrolled,
+    GoalSet,
+    GoalSuggested,
+)
 from coaching_shared.contracts.assessment import ScaleScore
+from coaching_shared.contracts.enrolment import CoachContact
 from coaching_shared.contracts.examples import EXAMPLES
 from coaching_shared.events import EventMessage, derived_event_id, topic_name, utc_now
 
@@ -31,7 +37,7 @@ def assessment_completed(index: int) -> AssessmentCompleted:
               for position, (scale_id, label) in enumerate(_SCALES)]
     ranked = sorted(scores, key=lambda score: score.score)
     return AssessmentCompleted(
-        tenant_id=TENANT, client_id=f"client-{index:07d}", assessment_id=f"asm-{index:07d}",
+        tenant_id=TENANT, client_id=client_id(index), assessment_id=f"asm-{index:07d}",
         instrument_id="skills", instrument_version=1, instrument_title="Skills self-assessment",
         completed_at=utc_now() - timedelta(minutes=index % 600),
         scores=scores, strengths=[ranked[-1].scale_id],
@@ -41,6 +47,42 @@ def assessment_completed(index: int) -> AssessmentCompleted:
 def assessment_messages(count: int) -> list[EventMessage]:
     """`count` enveloped events, one per client, as the assessment service would emit them."""
     return [EventMessage.wrap(assessment_completed(index), SOURCE) for index in range(count)]
+
+
+COACHES = 200  # a coach per 100 clients at 20,000 clients
+
+
+def client_id(index: int) -> str:
+    return f"client-{index:07d}"
+
+
+def enrolment(index: int) -> ClientEnrolled:
+    """The index-th client's enrolment, as the HR system's integration publishes it."""
+    coach = index % COACHES
+    return ClientEnrolled(
+        tenant_id=TENANT, client_id=client_id(index), program_id="leaders-2027",
+        display_name=f"Client {index}", email=f"client-{index:07d}@bench.example",
+        timezone="Europe/Stockholm", locale="en",
+        coach=CoachContact(coach_id=f"coach-{coach:03d}", display_name=f"Coach {coach}",
+                       email=f"coach-{coach:03d}@bench.example"))
+
+
+_GOAL_SET = next(event for event in EXAMPLES if isinstance(event, GoalSet))
+
+
+def goal_set(index: int) -> GoalSet:
+    """The index-th client's first goal, accepted (what the feedback service schedules)."""
+    return _GOAL_SET.model_copy(update={
+        "tenant_id": TENANT, "client_id": client_id(index), "goal_id": f"goal-{index:07d}",
+        "coach_id": f"coach-{index % COACHES:03d}"})
+
+
+def enrolment_messages(count: int) -> list[EventMessage]:
+    return [EventMessage.wrap(enrolment(index), "/bench/hris") for index in range(count)]
+
+
+def goal_set_messages(count: int) -> list[EventMessage]:
+    return [EventMessage.wrap(goal_set(index), "/bench/goals") for index in range(count)]
 
 
 @dataclass(frozen=True)

@@ -34,10 +34,13 @@ else:  # run as a script, or with deploy/local on sys.path
 FERRETDB_VERSION = "v1.24.2"
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 BACKENDS = ("sqlite", "postgresql")
-# Our one change to FerretDB: update, findAndModify and delete run one at a time per database,
-# so a single-document write is atomic as on MongoDB (FerretDB 1.24 reads, then writes back,
-# and two writers of one document lose one of the writes). See README "Data".
-PATCHES = [Path(__file__).with_name("ferretdb-serialize-writes.patch")]
+# Our two changes to FerretDB (README "Data"): update, findAndModify and delete run one at a
+# time per database, so a single-document write is atomic as on MongoDB (FerretDB 1.24 reads,
+# then writes back, and two writers of one document lose one of the writes); and a filter that
+# pins `_id` reads through the `_id` index even when it has other conditions too (FerretDB
+# 1.24 on SQLite reads the whole collection for anything but a bare `{_id: value}`).
+PATCHES = [Path(__file__).with_name(name) for name in
+           ("ferretdb-serialize-writes.patch", "ferretdb-use-id-index.patch")]
 
 # For shells whose PATH lacks Go: $GOROOT, else where the official Go tarball installs.
 

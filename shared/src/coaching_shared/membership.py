@@ -20,7 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from coaching_shared.contracts.enrolment import ClientEnrolled, ClientOffboarded, CoachAssigned
 from coaching_shared.events import Event
-from coaching_shared.mongo import IndexSpec, apply_once
+from coaching_shared.mongo import IndexSpec, apply_once, key_id
 
 ROSTER = "roster"
 TOMBSTONES = "erased_clients"
@@ -31,6 +31,11 @@ INDEXES = [
 ]
 
 
+def member_key(tenant_id: str, client_id: str) -> dict[str, str]:
+    """The filter naming one client's roster entry or tombstone (by `_id`, read on every event)."""
+    return {"_id": key_id(tenant_id, client_id), "tenant_id": tenant_id, "client_id": client_id}
+
+
 async def is_erased(db: AsyncDatabase, tenant_id: str, client_id: str) -> bool:
     """Whether the client was offboarded (and not re-enrolled since).
 
@@ -38,8 +43,7 @@ async def is_erased(db: AsyncDatabase, tenant_id: str, client_id: str) -> bool:
     wrote if the answer is yes: the erasure sets the tombstone before it deletes, so either
     its delete or the writer's own clean-up catches the write.
     """
-    tombstone = await db[TOMBSTONES].find_one({"tenant_id": tenant_id, "client_id": client_id},
-                                              {"_id": 1})
+    tombstone = await db[TOMBSTONES].find_one(member_key(tenant_id, client_id), {"_id": 1})
     return tombstone is not None
 
 
@@ -54,7 +58,7 @@ class Membership:
 
     async def admit(self, event: Event, event_id: str, event_time: datetime) -> bool:
         """Apply the membership side of an event; False if the client's events are dropped."""
-        key = {"tenant_id": event.tenant_id, "client_id": event.client_id}
+        key = member_key(event.tenant_id, event.client_id)
         if isinstance(event, ClientOffboarded):
             await self.erase(event.tenant_id, event.client_id, event_time)
             return True
@@ -74,9 +78,9 @@ class Membership:
 
     async def erase(self, tenant_id: str, client_id: str, offboarded_at: datetime) -> int:
         """Delete everything of the client (idempotent); returns the documents deleted."""
+        await self._tombstones.update_one(member_key(tenant_id, client_id),
+                                          {"$set": {"offboarded_at": offboarded_at}}, upsert=True)
         key = {"tenant_id": tenant_id, "client_id": client_id}
-        await self._tombstones.update_one(key, {"$set": {"offboarded_at": offboarded_at}},
-                                          upsert=True)
         deleted = 0
         for name in self._personal:
             deleted += (await self._db[name].delete_many(key)).deleted_count
@@ -91,6 +95,5 @@ class Membership:
 
     async def coach_of(self, tenant_id: str, client_id: str) -> str | None:
         """The client's coach, or None (not enrolled here, or no coach yet)."""
-        member = await self._roster.find_one({"tenant_id": tenant_id, "client_id": client_id},
-                                             {"coach_id": 1})
+        member = await self._roster.find_one(member_key(tenant_id, client_id), {"coach_id": 1})
         return member.get("coach_id") if member else None

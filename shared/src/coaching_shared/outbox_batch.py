@@ -7,8 +7,9 @@ published entries, lower the flags. The guarantees are the relay's: an entry lea
 document only after the broker acknowledged it, and a crash leaves it for the sweep.
 
 `PublishOnce` guards against two writers relaying the same entries side by side. Guarded
-updates are not compare-and-set under concurrency on every MongoDB-wire server (FerretDB 1.24
-evaluates the filter before it writes), so two replicas may both believe they own a document;
+updates are not compare-and-set under concurrency on every MongoDB-wire server (stock FerretDB
+1.24 evaluates the filter before it writes; our build serializes writes), so two replicas may
+both believe they own a document;
 a unique index is enforced by the storage engine everywhere, so the first writer to record an
 event id in the ledger is the one that publishes it.
 """
@@ -25,9 +26,7 @@ from pymongo.errors import BulkWriteError
 
 from coaching_shared.events import EventMessage, utc_now
 from coaching_shared.messaging import EventPublisher
-from coaching_shared.mongo import IndexSpec, chunks
-
-DUPLICATE_KEY = 11000
+from coaching_shared.mongo import DUPLICATE_KEY, IndexSpec, chunks
 
 
 class PublishOnce:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import Any, Protocol
 from urllib.parse import unquote
 
@@ -227,6 +229,25 @@ class _RenderedDocument:
         return json.dumps(self._document)
 
 
+# A service must stop within its orchestrator's grace period (Kubernetes: 30 s by default);
+# a step that does not finish in time is logged by name and left behind.
+SHUTDOWN_STEP_SECONDS = 15.0
+
+
+async def _stop_step(name: str, stop: Callable[[], Awaitable[Any]]) -> None:
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(stop(), SHUTDOWN_STEP_SECONDS)
+    except TimeoutError:
+        log.error("shutdown: %s did not stop within %.0f s; going on without it", name,
+                  SHUTDOWN_STEP_SECONDS)
+        return
+    except Exception:
+        log.exception("shutdown: %s failed to stop cleanly", name)
+        return
+    log.info("shutdown: %s stopped in %.2f s", name, time.perf_counter() - started)
+
+
 def build_service(settings: ServiceSettings, definition: ServiceDefinition) -> FastAPI:
     """The ASGI app of one service: HTTP API, consumer, outbox relay, health, metrics, docs."""
     configure_logging(settings.service_name, settings.log_level)
@@ -285,12 +306,14 @@ def build_service(settings: ServiceSettings, definition: ServiceDefinition) -> F
         try:
             yield
         finally:
-            await cancel_and_wait(task)
-            for worker in reversed(runtime.workers):
-                await worker.stop()
-            await relay.stop()
-            await broker.stop()
-            await mongo.close()
+            steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+                ("start-up task", partial(cancel_and_wait, task)),
+                *((f"worker {type(worker).__name__}", worker.stop)
+                  for worker in reversed(runtime.workers)),
+                ("outbox relay", relay.stop), ("Kafka broker", broker.stop),
+                ("database client", mongo.close)]
+            for name, stop in steps:
+                await _stop_step(name, stop)
 
     app = FastAPI(title=definition.title, description=definition.description,
                   version=definition.version, lifespan=lifespan,

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from coaching_shared.events import EventMessage, utc_now
-from coaching_shared.membership import ROSTER
+from coaching_shared.membership import ROSTER, member_key
 from coaching_shared.mongo import IndexSpec, apply_once
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
@@ -131,7 +131,7 @@ class AssessmentRepository:
                       "changed_at": utc_now()}}, upsert=True)
 
     async def is_enrolled(self, tenant_id: str, client_id: str) -> bool:
-        return await self.db[ROSTER].find_one({"tenant_id": tenant_id, "client_id": client_id},
+        return await self.db[ROSTER].find_one(member_key(tenant_id, client_id),
                                               {"_id": 1}) is not None
 
     # -- assignments and answer sheets -------------------------------------------------

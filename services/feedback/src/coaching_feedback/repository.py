@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from coaching_shared.events import EventMessage, utc_now
-from coaching_shared.mongo import IndexSpec, apply_once
+from coaching_shared.mongo import DUPLICATE_KEY, IndexSpec, apply_once
 from coaching_shared.outbox_batch import PublishOnce
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
@@ -314,7 +314,7 @@ class FeedbackRepository:
         try:
             await self.reflections.insert_many([dict(r) for r in reflections], ordered=False)
         except BulkWriteError as error:
-            if any(e.get("code") != 11000 for e in error.details.get("writeErrors", [])):
+            if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
                 raise
 
     async def reflection(self, tenant_id: str, reflection_id: str) -> dict[str, Any] | None:

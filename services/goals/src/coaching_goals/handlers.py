@@ -69,14 +69,14 @@ class GoalsHandlers:
         skip = await self.repository.open_development_areas(
             event.tenant_id, event.client_id, except_assessment=event.assessment_id)
         coach_id = await self.membership.coach_of(event.tenant_id, event.client_id)
-        for goal in suggest_goals(basis, tenant_id=event.tenant_id, client_id=event.client_id,
-                                  skip_areas=skip, rules=self.settings.suggestion_rules(),
-                                  at=event.completed_at):
-            goal = goal.model_copy(update={"coach_id": coach_id})
-            # The cause is the suggestion itself, not the delivery: the same assessment
-            # published twice (even under two event ids) drafts each goal once.
-            await self.repository.create_goal(Outcome(goal, [suggestion_event(goal)]),
-                                              derived_event_id(goal.goal_id, "suggested"))
+        suggestions = [goal.model_copy(update={"coach_id": coach_id}) for goal in suggest_goals(
+            basis, tenant_id=event.tenant_id, client_id=event.client_id, skip_areas=skip,
+            rules=self.settings.suggestion_rules(), at=event.completed_at)]
+        # The cause is the suggestion itself, not the delivery: the same assessment
+        # published twice (even under two event ids) drafts each goal once.
+        await self.repository.create_goals([
+            (Outcome(goal, [suggestion_event(goal)]), derived_event_id(goal.goal_id, "suggested"))
+            for goal in suggestions])
 
     async def checkin_completed(self, event: CheckInCompleted, context: EventContext) -> None:
         """Take the check-in's KPI readings into the goal's progress."""

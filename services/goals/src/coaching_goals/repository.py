@@ -15,7 +15,14 @@ from enum import Enum
 from typing import Any
 
 from coaching_shared.events import Event, EventMessage, derived_event_id
-from coaching_shared.mongo import IndexSpec, apply_once
+from coaching_shared.mongo import (
+    IndexSpec,
+    apply_once,
+    insert_new,
+    key_id,
+    new_document,
+    under_key,
+)
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -41,7 +48,7 @@ PERSONAL_COLLECTIONS = [ASSESSMENT_RESULTS, GOALS]
 # a handful of re-reads settles them.
 CHANGE_ATTEMPTS = 8
 # Fields the key or the delivery bookkeeping owns; a goal's $set never touches them.
-_NOT_SET = {"tenant_id", "goal_id"}
+_NOT_SET = {"tenant_id", "client_id", "goal_id"}
 
 Relay = Callable[[AsyncCollection, dict[str, Any] | None], Awaitable[None]]
 
@@ -68,6 +75,18 @@ def _storable(value: Any) -> Any:
     return value
 
 
+def goal_key(tenant_id: str, client_id: str, goal_id: str) -> dict[str, str]:
+    """The filter naming one goal (its `_id` is the natural key: lookups use the `_id` index)."""
+    return {"_id": key_id(tenant_id, client_id, goal_id), "tenant_id": tenant_id,
+            "client_id": client_id, "goal_id": goal_id}
+
+
+def client_documents(tenant_id: str, client_id: str) -> dict[str, Any]:
+    """The filter for all of one client's goals or results (an `_id` prefix, then the key)."""
+    return {"_id": under_key(tenant_id, client_id), "tenant_id": tenant_id,
+            "client_id": client_id}
+
+
 def goal_fields(goal: Goal) -> dict[str, Any]:
     """A goal as stored (without the key fields)."""
     return {name: value for name, value in _storable(goal.model_dump()).items()
@@ -88,26 +107,26 @@ class GoalsRepository:
         """Keep what suggestions need from a completed assessment, once per event."""
         await apply_once(
             self.assessment_results,
-            {"tenant_id": tenant_id, "client_id": client_id,
+            {"_id": key_id(tenant_id, client_id, basis["assessment_id"]),
+             "tenant_id": tenant_id, "client_id": client_id,
              "assessment_id": basis["assessment_id"]},
             cause_id, {"$set": basis})
 
     async def assessments_of(self, tenant_id: str, client_id: str) -> list[dict[str, Any]]:
         cursor = self.assessment_results.find(
-            {"tenant_id": tenant_id, "client_id": client_id}).sort("completed_at", 1)
+            client_documents(tenant_id, client_id)).sort("completed_at", 1)
         return await cursor.to_list()
 
     # -- goals -----------------------------------------------------------------------------
 
     async def goal(self, tenant_id: str, client_id: str, goal_id: str) -> Goal | None:
-        document = await self.goals.find_one(
-            {"tenant_id": tenant_id, "client_id": client_id, "goal_id": goal_id})
+        document = await self.goals.find_one(goal_key(tenant_id, client_id, goal_id))
         return Goal.model_validate(document) if document else None
 
     async def goals_of(self, tenant_id: str, client_id: str,
                        statuses: Iterable[GoalStatus] | None = None) -> list[Goal]:
         """A client's goals, oldest first."""
-        query: dict[str, Any] = {"tenant_id": tenant_id, "client_id": client_id}
+        query = client_documents(tenant_id, client_id)
         if statuses is not None:
             query["status"] = {"$in": [status.value for status in statuses]}
         cursor = self.goals.find(query, {"applied_events": 0, "outbox": 0}).sort(
@@ -118,7 +137,7 @@ class GoalsRepository:
                                      except_assessment: str) -> set[str]:
         """Development areas the client already has an open goal for (from elsewhere)."""
         cursor = self.goals.find(
-            {"tenant_id": tenant_id, "client_id": client_id,
+            {**client_documents(tenant_id, client_id),
              "status": {"$in": [status.value for status in OPEN]}},
             {"relevant_to": 1, "development_area": 1, "source_assessment_id": 1})
         areas = set()
@@ -141,22 +160,35 @@ class GoalsRepository:
         if self._relay is not None:
             await self._relay(self.goals, document)
 
+    async def create_goals(self, created: Sequence[tuple[Outcome, str]]
+                           ) -> list[tuple[Goal, bool]]:
+        """Store new goals and their events once, in one write.
+
+        `created` pairs each new goal (with its events) with its cause; returns each stored
+        goal and whether it is new (a redelivered cause finds its goal stored already).
+        """
+        documents = [new_document(
+            goal_key(outcome.goal.tenant_id, outcome.goal.client_id, outcome.goal.goal_id),
+            cause_id, {**goal_fields(outcome.goal), "revision": 1},
+            outbox=self._outbox(cause_id, outcome.goal.goal_id, outcome.events))
+            for outcome, cause_id in created]
+        inserted = {document["_id"] for document in await insert_new(self.goals, documents)}
+        stored = []
+        for document, (outcome, _) in zip(documents, created, strict=True):
+            if document["_id"] in inserted:
+                await self._relayed(document)
+                stored.append((Goal.model_validate(document), True))
+                continue
+            goal = outcome.goal
+            existing = await self.goal(goal.tenant_id, goal.client_id, goal.goal_id)
+            if existing is None:  # the id is another client's goal
+                raise GoalStateConflict(f"goal id {goal.goal_id} is taken")
+            stored.append((existing, False))
+        return stored
+
     async def create_goal(self, outcome: Outcome, cause_id: str) -> tuple[Goal, bool]:
         """Store a new goal and its events once; (the stored goal, whether it is new)."""
-        goal = outcome.goal
-        key = {"tenant_id": goal.tenant_id, "goal_id": goal.goal_id,
-               "revision": {"$exists": False}}  # never overwrite an existing goal
-        document = await apply_once(
-            self.goals, key, cause_id,
-            {"$set": {**goal_fields(goal), "revision": 1}},
-            outbox=self._outbox(cause_id, goal.goal_id, outcome.events))
-        if document is not None:
-            await self._relayed(document)
-            return Goal.model_validate(document), True
-        existing = await self.goal(goal.tenant_id, goal.client_id, goal.goal_id)
-        if existing is None:
-            raise GoalStateConflict(f"goal id {goal.goal_id} is taken")
-        return existing, False
+        return (await self.create_goals([(outcome, cause_id)]))[0]
 
     async def change_goal(self, tenant_id: str, client_id: str, goal_id: str, cause_id: str,
                           decide: Callable[[Goal], Outcome]) -> GoalChange | None:
@@ -166,7 +198,7 @@ class GoalsRepository:
         raise to refuse. Its result is written only if nobody changed the goal meanwhile;
         otherwise it runs again on the fresh goal.
         """
-        query = {"tenant_id": tenant_id, "client_id": client_id, "goal_id": goal_id}
+        query = goal_key(tenant_id, client_id, goal_id)
         for _ in range(CHANGE_ATTEMPTS):
             document = await self.goals.find_one(query)
             if document is None:
@@ -178,8 +210,7 @@ class GoalsRepository:
             if outcome.goal == goal and not outcome.events:
                 return GoalChange(goal, outcome, duplicate=False)
             stored = await apply_once(
-                self.goals, {"tenant_id": tenant_id, "goal_id": goal_id,
-                             "revision": goal.revision},
+                self.goals, {**query, "revision": goal.revision},
                 cause_id, {"$set": {**goal_fields(outcome.goal), "revision": goal.revision + 1}},
                 outbox=self._outbox(cause_id, goal_id, outcome.events))
             if stored is not None:

@@ -7,8 +7,8 @@ with a lease before sending and marks it sent after, in the same write that queu
 `NotificationSent` event; retries and quiet-hour deferrals are just a later `due_at`.
 
 A claim is decided by an insert into `delivery_claims`, unique per delivery and claim number
-(the requeues and attempts the claimer read), before the lease is written: FerretDB does not
-run a guarded find-and-modify as a compare-and-set, so two replicas could both "win" that
+(the requeues and attempts the claimer read), before the lease is written: stock FerretDB 1.24 does
+not run a guarded find-and-modify as a compare-and-set, so two replicas could both "win" that
 update, but only one of them can insert the claim. The claim number also guards the outcome
 write, so a sender whose lease was taken over records nothing.
 """
@@ -21,7 +21,7 @@ from typing import Any
 
 from coaching_shared.events import EventMessage
 from coaching_shared.membership import is_erased
-from coaching_shared.mongo import IndexSpec, apply_once
+from coaching_shared.mongo import DUPLICATE_KEY, IndexSpec, apply_once
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -41,7 +41,6 @@ DELIVERY_CLAIMS = "delivery_claims"
 AWAITING_CONTACT = "awaiting_contact"
 
 DELIVERY_KEY = ("tenant_id", "cause_event_id", "recipient_id", "channel")
-DUPLICATE_KEY = 11000
 
 INDEXES = [
     IndexSpec(CONTACTS, [("tenant_id", 1), ("person_id", 1)], unique=True),

@@ -1,0 +1,123 @@
+"""The MongoDB-wire server keeps the semantics the services rely on.
+
+Single-document atomicity under concurrent writers, which every service relies on: a guarded
+update is a compare-and-set, and two updates of one document touching different fields both
+land (an outbox relay clearing its entries while a request changes the goal's status, say).
+FerretDB 1.24 as released reads, then writes the whole document back, and lost one of eight
+concurrent claims in 27 of 30 rounds here; the build in deploy/local applies
+ferretdb-serialize-writes.patch. These tests fail without it.
+
+Lookups that pin `_id` next to other conditions, or an `_id` prefix, answer exactly what
+MongoDB answers (our FerretDB build reads them through the `_id` index:
+ferretdb-use-id-index.patch; the handler still applies the whole filter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from bson import ObjectId
+from coaching_shared.mongo import key_id, under_key
+from pymongo import AsyncMongoClient, ReturnDocument
+
+ROUNDS = 20
+WRITERS = 8
+
+
+async def test_a_guarded_claim_has_exactly_one_winner(mongo: AsyncMongoClient,
+                                                       database_name: str) -> None:
+    claims = mongo[database_name]["claims"]
+    winners_per_round = []
+    for round_number in range(ROUNDS):
+        await claims.insert_one({"_id": round_number, "owner": None})
+
+        async def claim(writer: int, round_number: int = round_number) -> bool:
+            won = await claims.find_one_and_update(
+                {"_id": round_number, "owner": None}, {"$set": {"owner": writer}},
+                return_document=ReturnDocument.AFTER)
+            return won is not None
+
+        results = await asyncio.gather(*(claim(writer) for writer in range(WRITERS)))
+        winners_per_round.append(sum(results))
+    assert winners_per_round == [1] * ROUNDS
+
+
+async def test_concurrent_updates_of_different_fields_all_land(mongo: AsyncMongoClient,
+                                                               database_name: str) -> None:
+    goals = mongo[database_name]["goals"]
+    await goals.insert_one({"_id": "goal-1", "status": "suggested", "outbox": list(range(50)),
+                            "readings": []})
+
+    async def relay_clears(entry: int) -> None:  # what an outbox relay does after publishing
+        await goals.update_one({"_id": "goal-1"}, {"$pull": {"outbox": entry}})
+
+    async def check_in(reading: int) -> None:  # what a consumer does with a check-in
+        await goals.update_one({"_id": "goal-1"}, {"$push": {"readings": reading}})
+
+    await asyncio.gather(*(relay_clears(entry) for entry in range(50)),
+                         *(check_in(reading) for reading in range(50)),
+                         goals.update_one({"_id": "goal-1"}, {"$set": {"status": "active"}}))
+    goal = await goals.find_one({"_id": "goal-1"})
+    assert goal is not None
+    assert goal["status"] == "active"
+    assert goal["outbox"] == []
+    assert sorted(goal["readings"]) == list(range(50))
+
+
+async def test_a_delete_does_not_remove_a_document_changed_to_no_longer_match(
+        mongo: AsyncMongoClient, database_name: str) -> None:
+    leases = mongo[database_name]["leases"]
+    kept = 0
+    for round_number in range(ROUNDS):
+        await leases.insert_one({"_id": round_number, "state": "expired"})
+        renewed, deleted = await asyncio.gather(
+            leases.update_one({"_id": round_number, "state": "expired"},
+                              {"$set": {"state": "renewed"}}),
+            leases.delete_one({"_id": round_number, "state": "expired"}))
+        # Either order is fine, but not both: a renewed lease must not then be deleted.
+        assert renewed.modified_count + deleted.deleted_count == 1
+        kept += renewed.modified_count
+    assert await leases.count_documents({}) == kept
+
+
+async def test_an_id_lookup_with_more_conditions_applies_all_of_them(
+        mongo: AsyncMongoClient, database_name: str) -> None:
+    goals = mongo[database_name]["goals"]
+    goal_id = key_id("acme", "client-1", "goal-1")
+    await goals.insert_one({"_id": goal_id, "tenant_id": "acme", "status": "active",
+                            "tags": ["career", "skills"]})
+    assert await goals.find_one({"_id": goal_id, "tenant_id": "acme"}) is not None
+    assert await goals.find_one({"_id": goal_id, "tenant_id": "globex"}) is None
+    assert await goals.find_one({"_id": goal_id, "tags": "skills"}) is not None
+    assert await goals.find_one({"_id": goal_id, "status": {"$in": ["achieved"]}}) is None
+    changed = await goals.update_one({"_id": goal_id, "status": "suggested"},
+                                     {"$set": {"status": "abandoned"}})
+    assert changed.matched_count == 0
+    changed = await goals.update_one({"_id": goal_id, "status": "active"},
+                                     {"$set": {"status": "achieved"}})
+    assert changed.modified_count == 1
+
+
+async def test_an_id_prefix_finds_exactly_the_documents_under_it(
+        mongo: AsyncMongoClient, database_name: str) -> None:
+    goals = mongo[database_name]["goals"]
+    # Client ids that share a start, carry the separator or regex metacharacters, and ids
+    # of other shapes: only the right client's documents may come back.
+    clients = ["client-1", "client-10", "client|1", "client.1", "c*1", "client-1 x"]
+    await goals.insert_many([{"_id": key_id("acme", client, f"goal-{n}"), "tenant_id": "acme",
+                              "client_id": client, "n": n}
+                             for client in clients for n in range(3)])
+    await goals.insert_many([{"_id": key_id("globex", "client-1", "goal-0"),
+                              "tenant_id": "globex", "client_id": "client-1", "n": 0},
+                             {"_id": ObjectId(), "tenant_id": "acme", "client_id": "client-1",
+                              "n": 9},
+                             {"_id": 42, "tenant_id": "acme", "client_id": "client-1", "n": 9}])
+    for client in clients:
+        found = await goals.find({"_id": under_key("acme", client)}).sort("n", 1).to_list()
+        assert [(document["client_id"], document["n"]) for document in found] == \
+            [(client, 0), (client, 1), (client, 2)]
+    found = await goals.find({"_id": under_key("acme", "client-1"), "n": {"$gte": 1}}).to_list()
+    assert sorted(document["n"] for document in found) == [1, 2]
+    # A regex that is not a plain prefix still means what it says.
+    found = await goals.find({"_id": {"$regex": "^acme\\|client.1\\|"}}).to_list()
+    assert {document["client_id"] for document in found} == {"client-1", "client.1"}
