@@ -4,9 +4,8 @@ Kafka, FerretDB and the four services run as separate processes (notifier and go
 replicas in one consumer group: scale-out under the same faults); a cohort is enrolled,
 assessed, sets goals and answers check-ins on a compressed calendar while every kind of
 process is SIGKILLed and restarted and consumers are cut off mid-batch. Afterwards nothing
-may be lost, doubled, reordered or dead-lettered. `make chaos` runs it, then the same code
-larger. Not part of `make test` for now: it still finds a race of the goals service on FerretDB
-(README, "Reliability"), and the suite must stay a signal.
+may be lost, doubled, reordered or dead-lettered. Part of `make test`; `make chaos` runs it,
+then the same code larger (chaos/run.py).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from coaching_shared.contracts.enrolment import ClientEnrolled, ClientOffboarded, CoachAssigned
 from coaching_shared.events import Event
-from coaching_shared.mongo import IndexSpec, apply_once, key_id
+from coaching_shared.mongo import IndexSpec, apply_once, keyed
 
 ROSTER = "roster"
 TOMBSTONES = "erased_clients"
@@ -33,7 +33,7 @@ INDEXES = [
 
 def member_key(tenant_id: str, client_id: str) -> dict[str, str]:
     """The filter naming one client's roster entry or tombstone (by `_id`, read on every event)."""
-    return {"_id": key_id(tenant_id, client_id), "tenant_id": tenant_id, "client_id": client_id}
+    return keyed(tenant_id=tenant_id, client_id=client_id)
 
 
 async def is_erased(db: AsyncDatabase, tenant_id: str, client_id: str) -> bool:

@@ -54,6 +54,18 @@ def under_key(*parts: str) -> dict[str, str]:
     return {"$regex": "^" + re.escape(key_id(*parts) + "|")}
 
 
+def keyed(**key: str) -> dict[str, str]:
+    """The filter naming one document by its natural key (tenant first): the key's fields
+    and the `_id` made of them, in the order given. Writes with it create that `_id`."""
+    return {"_id": key_id(*key.values()), **key}
+
+
+def keyed_under(**key: str) -> dict[str, Any]:
+    """The filter for every document whose natural key starts with these fields (e.g. all
+    of one client's documents keyed tenant, client, id)."""
+    return {"_id": under_key(*key.values()), **key}
+
+
 def create_client(settings: ServiceSettings) -> AsyncMongoClient:
     """One client per process; majority writes so an acknowledged effect survives failover.
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from coaching_shared.events import EventMessage, utc_now
 from coaching_shared.membership import ROSTER, member_key
-from coaching_shared.mongo import IndexSpec, apply_once
+from coaching_shared.mongo import IndexSpec, apply_once, keyed, keyed_under
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -119,14 +119,14 @@ class AssessmentRepository:
     # -- program plans -----------------------------------------------------------------
 
     async def program_plan(self, tenant_id: str, program_id: str) -> list[str] | None:
-        plan = await self.program_plans.find_one({"tenant_id": tenant_id,
-                                                  "program_id": program_id})
+        plan = await self.program_plans.find_one(keyed(tenant_id=tenant_id,
+                                                       program_id=program_id))
         return None if plan is None else list(plan["instruments"])
 
     async def set_program_plan(self, tenant_id: str, program_id: str, instruments: list[str],
                                changed_by: str) -> None:
         await self.program_plans.update_one(
-            {"tenant_id": tenant_id, "program_id": program_id},
+            keyed(tenant_id=tenant_id, program_id=program_id),
             {"$set": {"instruments": instruments, "changed_by": changed_by,
                       "changed_at": utc_now()}}, upsert=True)
 
@@ -142,29 +142,29 @@ class AssessmentRepository:
         """Create an assignment and its event once per cause; None if it already was."""
         return await apply_once(
             self.assignments,
-            {"tenant_id": tenant_id, "client_id": client_id, "assignment_id": assignment_id},
+            keyed(tenant_id=tenant_id, client_id=client_id, assignment_id=assignment_id),
             cause_id, {"$setOnInsert": dict(fields)}, outbox=outbox)
 
     async def assignment(self, tenant_id: str, client_id: str,
                          assignment_id: str) -> dict[str, Any] | None:
         return await self.assignments.find_one(
-            {"tenant_id": tenant_id, "client_id": client_id, "assignment_id": assignment_id})
+            keyed(tenant_id=tenant_id, client_id=client_id, assignment_id=assignment_id))
 
     async def assignments_of(self, tenant_id: str, client_id: str) -> list[dict[str, Any]]:
         cursor = self.assignments.find(
-            {"tenant_id": tenant_id, "client_id": client_id}).sort("assigned_at", 1)
+            keyed_under(tenant_id=tenant_id, client_id=client_id)).sort("assigned_at", 1)
         return await cursor.to_list()
 
     async def answers(self, tenant_id: str, client_id: str, assignment_id: str,
                       ) -> dict[str, int]:
         sheet = await self.responses.find_one(
-            {"tenant_id": tenant_id, "client_id": client_id, "assignment_id": assignment_id},
+            keyed(tenant_id=tenant_id, client_id=client_id, assignment_id=assignment_id),
             {"answers": 1})
         return dict(sheet.get("answers", {})) if sheet else {}
 
     async def answers_of(self, tenant_id: str, client_id: str) -> dict[str, dict[str, int]]:
         """Every answer sheet of the client, by assignment."""
-        cursor = self.responses.find({"tenant_id": tenant_id, "client_id": client_id},
+        cursor = self.responses.find(keyed_under(tenant_id=tenant_id, client_id=client_id),
                                      {"assignment_id": 1, "answers": 1})
         return {sheet["assignment_id"]: dict(sheet.get("answers", {}))
                 for sheet in await cursor.to_list()}
@@ -177,7 +177,7 @@ class AssessmentRepository:
                                            **{f"answers.{item}": value
                                               for item, value in answers.items()}}}
         sheet = await self.responses.find_one_and_update(
-            {"tenant_id": tenant_id, "client_id": client_id, "assignment_id": assignment_id},
+            keyed(tenant_id=tenant_id, client_id=client_id, assignment_id=assignment_id),
             update, upsert=True, return_document=ReturnDocument.AFTER)
         return dict(sheet.get("answers", {}))
 
@@ -195,18 +195,18 @@ class AssessmentRepository:
         """
         return await apply_once(
             self.results,
-            {"tenant_id": tenant_id, "client_id": client_id, "assessment_id": assessment_id,
+            {**keyed(tenant_id=tenant_id, client_id=client_id, assessment_id=assessment_id),
              "submission_cause": cause_id},
             cause_id, {"$set": dict(fields)}, outbox=outbox)
 
     async def result(self, tenant_id: str, client_id: str,
                      assessment_id: str) -> dict[str, Any] | None:
         return await self.results.find_one(
-            {"tenant_id": tenant_id, "client_id": client_id, "assessment_id": assessment_id})
+            keyed(tenant_id=tenant_id, client_id=client_id, assessment_id=assessment_id))
 
     async def results_of(self, tenant_id: str, client_id: str) -> list[dict[str, Any]]:
         cursor = self.results.find(
-            {"tenant_id": tenant_id, "client_id": client_id}).sort("completed_at", 1)
+            keyed_under(tenant_id=tenant_id, client_id=client_id)).sort("completed_at", 1)
         return await cursor.to_list()
 
     async def answer_sheets(self, tenant_id: str, instrument_id: str,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from coaching_shared.events import EventMessage, utc_now
-from coaching_shared.mongo import DUPLICATE_KEY, IndexSpec, apply_once
+from coaching_shared.mongo import DUPLICATE_KEY, IndexSpec, apply_once, keyed
 from coaching_shared.outbox_batch import PublishOnce
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
@@ -90,6 +90,20 @@ class LeasedTransition:
     outbox: Sequence[EventMessage]
 
 
+# The documents read on every event are stored under their natural key as `_id` (see
+# coaching_shared.mongo.key_id), so each lookup uses the `_id` index.
+def preferences_key(tenant_id: str, client_id: str) -> dict[str, str]:
+    return keyed(tenant_id=tenant_id, client_id=client_id)
+
+
+def schedule_key(tenant_id: str, goal_id: str) -> dict[str, str]:
+    return keyed(tenant_id=tenant_id, goal_id=goal_id)
+
+
+def checkin_key(tenant_id: str, checkin_id: str) -> dict[str, str]:
+    return keyed(tenant_id=tenant_id, checkin_id=checkin_id)
+
+
 class FeedbackRepository:
     def __init__(self, db: AsyncDatabase) -> None:
         self.preferences = db[PREFERENCES]
@@ -109,16 +123,16 @@ class FeedbackRepository:
     async def remember_timezone(self, tenant_id: str, client_id: str, cause_id: str,
                                 timezone: str) -> None:
         """The client's timezone from their enrolment, the base of their check-in times."""
-        await apply_once(self.preferences, {"tenant_id": tenant_id, "client_id": client_id},
-                         cause_id, {"$set": {"timezone": timezone}})
+        await apply_once(self.preferences, preferences_key(tenant_id, client_id), cause_id,
+                         {"$set": {"timezone": timezone}})
 
     async def preferences_of(self, tenant_id: str, client_id: str) -> dict[str, Any] | None:
-        return await self.preferences.find_one({"tenant_id": tenant_id, "client_id": client_id})
+        return await self.preferences.find_one(preferences_key(tenant_id, client_id))
 
     async def save_preferences(self, tenant_id: str, client_id: str,
                                plan: Mapping[str, Any]) -> None:
         await self.preferences.update_one(
-            {"tenant_id": tenant_id, "client_id": client_id},
+            preferences_key(tenant_id, client_id),
             {"$set": {"plan": dict(plan), "timezone": plan["timezone"]}}, upsert=True)
 
     # -- schedules -------------------------------------------------------------------------
@@ -126,14 +140,14 @@ class FeedbackRepository:
     async def plan_schedule(self, tenant_id: str, goal_id: str, cause_id: str,
                             goal: Mapping[str, Any], schedule: Mapping[str, Any]) -> None:
         """Create the goal's schedule once; a repeated GoalSet refreshes the goal's facts."""
-        await apply_once(self.schedules, {"tenant_id": tenant_id, "goal_id": goal_id}, cause_id,
+        await apply_once(self.schedules, schedule_key(tenant_id, goal_id), cause_id,
                          {"$set": dict(goal), "$setOnInsert": dict(schedule)})
 
     async def end_schedule(self, tenant_id: str, goal_id: str, reason: str,
                            ended_at: datetime) -> bool:
         """Stop a goal's check-ins (no upsert: a goal without schedule has nothing to end)."""
         result = await self.schedules.update_one(
-            {"tenant_id": tenant_id, "goal_id": goal_id, "status": ACTIVE},
+            {**schedule_key(tenant_id, goal_id), "status": ACTIVE},
             {"$set": {"status": ENDED, "ended_reason": reason, "ended_at": ended_at,
                       "lease_until": NO_LEASE}})
         return result.modified_count == 1
@@ -144,7 +158,7 @@ class FeedbackRepository:
                                          {"$set": {"coach_id": coach_id}})
 
     async def schedule(self, tenant_id: str, goal_id: str) -> dict[str, Any] | None:
-        return await self.schedules.find_one({"tenant_id": tenant_id, "goal_id": goal_id})
+        return await self.schedules.find_one(schedule_key(tenant_id, goal_id))
 
     async def schedules_of(self, tenant_id: str, client_id: str,
                            status: str | None = None) -> list[dict[str, Any]]:
@@ -183,7 +197,7 @@ class FeedbackRepository:
         """The goal's current at-risk reasons, as of a settled check-in; never overwritten
         by an older one."""
         await self.schedules.update_one(
-            {"tenant_id": tenant_id, "goal_id": goal_id,
+            {**schedule_key(tenant_id, goal_id),
              "$or": [{"risk_period": {"$exists": False}}, {"risk_period": {"$lte": period}}]},
             {"$set": {"risk_reasons": list(reasons), "risk_period": period}})
 
@@ -243,11 +257,11 @@ class FeedbackRepository:
     async def open_checkin(self, tenant_id: str, checkin_id: str, cause_id: str,
                            checkin: Mapping[str, Any]) -> None:
         """Record a check-in that fell due (once, whatever the redeliveries)."""
-        await apply_once(self.checkins, {"tenant_id": tenant_id, "checkin_id": checkin_id},
-                         cause_id, {"$setOnInsert": dict(checkin)})
+        await apply_once(self.checkins, checkin_key(tenant_id, checkin_id), cause_id,
+                         {"$setOnInsert": dict(checkin)})
 
     async def checkin(self, tenant_id: str, checkin_id: str) -> dict[str, Any] | None:
-        return await self.checkins.find_one({"tenant_id": tenant_id, "checkin_id": checkin_id})
+        return await self.checkins.find_one(checkin_key(tenant_id, checkin_id))
 
     async def checkin_of_period(self, tenant_id: str, goal_id: str,
                                 period: int) -> dict[str, Any] | None:
@@ -263,7 +277,7 @@ class FeedbackRepository:
         collide with the unique index, so nothing changes and None comes back.
         """
         return await apply_once(
-            self.checkins, {"tenant_id": tenant_id, "checkin_id": checkin_id, "status": OPEN},
+            self.checkins, {**checkin_key(tenant_id, checkin_id), "status": OPEN},
             cause_id, {"$set": {**fields, "status": COMPLETED}}, outbox=[event])
 
     async def cancel_open_checkins(self, tenant_id: str, goal_id: str) -> int:

@@ -19,9 +19,9 @@ from coaching_shared.mongo import (
     IndexSpec,
     apply_once,
     insert_new,
-    key_id,
+    keyed,
+    keyed_under,
     new_document,
-    under_key,
 )
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -77,14 +77,7 @@ def _storable(value: Any) -> Any:
 
 def goal_key(tenant_id: str, client_id: str, goal_id: str) -> dict[str, str]:
     """The filter naming one goal (its `_id` is the natural key: lookups use the `_id` index)."""
-    return {"_id": key_id(tenant_id, client_id, goal_id), "tenant_id": tenant_id,
-            "client_id": client_id, "goal_id": goal_id}
-
-
-def client_documents(tenant_id: str, client_id: str) -> dict[str, Any]:
-    """The filter for all of one client's goals or results (an `_id` prefix, then the key)."""
-    return {"_id": under_key(tenant_id, client_id), "tenant_id": tenant_id,
-            "client_id": client_id}
+    return keyed(tenant_id=tenant_id, client_id=client_id, goal_id=goal_id)
 
 
 def goal_fields(goal: Goal) -> dict[str, Any]:
@@ -107,14 +100,13 @@ class GoalsRepository:
         """Keep what suggestions need from a completed assessment, once per event."""
         await apply_once(
             self.assessment_results,
-            {"_id": key_id(tenant_id, client_id, basis["assessment_id"]),
-             "tenant_id": tenant_id, "client_id": client_id,
-             "assessment_id": basis["assessment_id"]},
+            keyed(tenant_id=tenant_id, client_id=client_id,
+                  assessment_id=basis["assessment_id"]),
             cause_id, {"$set": basis})
 
     async def assessments_of(self, tenant_id: str, client_id: str) -> list[dict[str, Any]]:
         cursor = self.assessment_results.find(
-            client_documents(tenant_id, client_id)).sort("completed_at", 1)
+            keyed_under(tenant_id=tenant_id, client_id=client_id)).sort("completed_at", 1)
         return await cursor.to_list()
 
     # -- goals -----------------------------------------------------------------------------
@@ -126,7 +118,7 @@ class GoalsRepository:
     async def goals_of(self, tenant_id: str, client_id: str,
                        statuses: Iterable[GoalStatus] | None = None) -> list[Goal]:
         """A client's goals, oldest first."""
-        query = client_documents(tenant_id, client_id)
+        query = keyed_under(tenant_id=tenant_id, client_id=client_id)
         if statuses is not None:
             query["status"] = {"$in": [status.value for status in statuses]}
         cursor = self.goals.find(query, {"applied_events": 0, "outbox": 0}).sort(
@@ -137,7 +129,7 @@ class GoalsRepository:
                                      except_assessment: str) -> set[str]:
         """Development areas the client already has an open goal for (from elsewhere)."""
         cursor = self.goals.find(
-            {**client_documents(tenant_id, client_id),
+            {**keyed_under(tenant_id=tenant_id, client_id=client_id),
              "status": {"$in": [status.value for status in OPEN]}},
             {"relevant_to": 1, "development_area": 1, "source_assessment_id": 1})
         areas = set()

@@ -21,7 +21,7 @@ from typing import Any
 
 from coaching_shared.events import EventMessage
 from coaching_shared.membership import is_erased
-from coaching_shared.mongo import DUPLICATE_KEY, IndexSpec, apply_once
+from coaching_shared.mongo import DUPLICATE_KEY, IndexSpec, apply_once, keyed
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -76,6 +76,11 @@ CLAIMABLE = [DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value]
 CLAIM_CANDIDATES = 20  # due deliveries looked at per claim (others may take the first ones)
 
 
+
+def person_key(tenant_id: str, person_id: str) -> dict[str, str]:
+    """A person's contact or preferences, read for every notification: keyed by `_id`."""
+    return keyed(tenant_id=tenant_id, person_id=person_id)
+
 class NotifierRepository:
     def __init__(self, db: AsyncDatabase) -> None:
         self._db = db
@@ -113,15 +118,15 @@ class NotifierRepository:
     async def save_contact(self, tenant_id: str, person_id: str, cause_id: str,
                            contact: dict[str, Any], *, client_id: str | None) -> None:
         fields = {**contact, "client_id": client_id} if client_id else contact
-        await apply_once(self.contacts, {"tenant_id": tenant_id, "person_id": person_id},
-                         cause_id, {"$set": fields})
+        await apply_once(self.contacts, person_key(tenant_id, person_id), cause_id,
+                         {"$set": fields})
 
     async def contact(self, tenant_id: str, person_id: str) -> dict[str, Any] | None:
-        return await self.contacts.find_one({"tenant_id": tenant_id, "person_id": person_id})
+        return await self.contacts.find_one(person_key(tenant_id, person_id))
 
     async def preferences(self, tenant_id: str, person_id: str) -> dict[str, Any] | None:
         return await self.preferences_collection.find_one(
-            {"tenant_id": tenant_id, "person_id": person_id}, {"_id": 0, "preferences": 1})
+            person_key(tenant_id, person_id), {"_id": 0, "preferences": 1})
 
     async def save_preferences(self, tenant_id: str, person_id: str, cause_id: str,
                                preferences: dict[str, Any], *, client_id: str | None,
@@ -129,17 +134,17 @@ class NotifierRepository:
         fields: dict[str, Any] = {"preferences": preferences, "updated_at": now}
         if client_id:
             fields["client_id"] = client_id
-        await apply_once(self.preferences_collection,
-                         {"tenant_id": tenant_id, "person_id": person_id}, cause_id,
-                         {"$set": fields})
+        await apply_once(self.preferences_collection, person_key(tenant_id, person_id),
+                         cause_id, {"$set": fields})
 
     async def tenant_defaults(self, tenant_id: str) -> dict[str, Any] | None:
         return await self.tenant_defaults_collection.find_one(
-            {"tenant_id": tenant_id}, {"_id": 0, "defaults": 1})
+            keyed(tenant_id=tenant_id), {"_id": 0, "defaults": 1})
 
     async def save_tenant_defaults(self, tenant_id: str, cause_id: str,
                                    defaults: dict[str, Any], now: datetime) -> None:
-        await apply_once(self.tenant_defaults_collection, {"tenant_id": tenant_id}, cause_id,
+        await apply_once(self.tenant_defaults_collection,
+                         keyed(tenant_id=tenant_id), cause_id,
                          {"$set": {"defaults": defaults, "updated_at": now}})
 
     # -- templates ------------------------------------------------------------------------
