@@ -21,7 +21,7 @@ from typing import Any
 
 from coaching_shared.events import EventMessage
 from coaching_shared.membership import is_erased
-from coaching_shared.mongo import DUPLICATE_KEY, IndexSpec, apply_once, keyed
+from coaching_shared.mongo import DUPLICATE_KEY, IndexSpec, apply_once, keyed, keyed_under
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -80,6 +80,11 @@ CLAIM_CANDIDATES = 20  # due deliveries looked at per claim (others may take the
 def person_key(tenant_id: str, person_id: str) -> dict[str, str]:
     """A person's contact or preferences, read for every notification: keyed by `_id`."""
     return keyed(tenant_id=tenant_id, person_id=person_id)
+
+
+def inbox_key(tenant_id: str, person_id: str, notification_id: str) -> dict[str, str]:
+    """One inbox item; a person's items share the `_id` prefix (tenant, person)."""
+    return keyed(tenant_id=tenant_id, person_id=person_id, notification_id=notification_id)
 
 class NotifierRepository:
     def __init__(self, db: AsyncDatabase) -> None:
@@ -333,7 +338,7 @@ class NotifierRepository:
 
     async def add_to_inbox(self, item: dict[str, Any]) -> None:
         """File an inbox item once (a second claim of the same delivery finds it there)."""
-        key = {name: item[name] for name in ("tenant_id", "person_id", "notification_id")}
+        key = inbox_key(item["tenant_id"], item["person_id"], item["notification_id"])
         try:
             await self.inbox.update_one(key, {"$setOnInsert": item}, upsert=True)
         except DuplicateKeyError:
@@ -344,7 +349,7 @@ class NotifierRepository:
 
     async def inbox_items(self, tenant_id: str, person_id: str, *, unread_only: bool,
                           limit: int, before: datetime | None) -> list[dict[str, Any]]:
-        criteria: dict[str, Any] = {"tenant_id": tenant_id, "person_id": person_id}
+        criteria = keyed_under(tenant_id=tenant_id, person_id=person_id)
         if unread_only:
             criteria["read_at"] = None
         if before is not None:
@@ -357,19 +362,18 @@ class NotifierRepository:
 
     async def unread_count(self, tenant_id: str, person_id: str) -> int:
         return await self.inbox.count_documents(
-            {"tenant_id": tenant_id, "person_id": person_id, "read_at": None})
+            {**keyed_under(tenant_id=tenant_id, person_id=person_id), "read_at": None})
 
     async def mark_read(self, tenant_id: str, person_id: str, notification_id: str,
                         now: datetime) -> bool:
         """Mark one item read (idempotent); False if the person has no such item."""
-        key = {"tenant_id": tenant_id, "person_id": person_id,
-               "notification_id": notification_id}
+        key = inbox_key(tenant_id, person_id, notification_id)
         await self.inbox.update_one({**key, "read_at": None}, {"$set": {"read_at": now}})
         return await self.inbox.count_documents(key, limit=1) == 1
 
     async def mark_all_read(self, tenant_id: str, person_id: str, now: datetime) -> int:
         result = await self.inbox.update_many(
-            {"tenant_id": tenant_id, "person_id": person_id, "read_at": None},
+            {**keyed_under(tenant_id=tenant_id, person_id=person_id), "read_at": None},
             {"$set": {"read_at": now}})
         return result.modified_count
 
@@ -380,7 +384,7 @@ def _leased(delivery: Mapping[str, Any]) -> dict[str, Any]:
     The claim number, not the lease token: the lease is taken only by the claimer that
     recorded the claim in `delivery_claims`, and a later claim counts another attempt.
     """
-    return {**{name: delivery[name] for name in DELIVERY_KEY},
+    return {"_id": delivery["_id"], **{name: delivery[name] for name in DELIVERY_KEY},
             "status": DeliveryStatus.SENDING.value, "attempts": delivery["attempts"],
             "requeues": delivery["requeues"] if "requeues" in delivery
             else {"$exists": False}}
