@@ -22,11 +22,10 @@ from typing import Any
 
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError
 
 from coaching_shared.events import EventMessage, utc_now
 from coaching_shared.messaging import EventPublisher
-from coaching_shared.mongo import DUPLICATE_KEY, IndexSpec, chunks
+from coaching_shared.mongo import IndexSpec, chunks, insert_new
 
 
 class PublishOnce:
@@ -55,15 +54,8 @@ class PublishOnce:
             return set(), set()
         rows = [{"tenant_id": m.tenant, "client_id": m.subject, "event_id": m.id,
                  "published": False, "admitted_at": utc_now()} for m in messages]
-        refused: set[str] = set()
-        try:
-            await self.ledger.insert_many(rows, ordered=False)
-        except BulkWriteError as error:
-            for failure in error.details.get("writeErrors", []):
-                if failure.get("code") != DUPLICATE_KEY:
-                    raise
-                refused.add(rows[failure["index"]]["event_id"])
-        admitted = {m.id for m in messages} - refused
+        admitted = {row["event_id"] for row in await insert_new(self.ledger, rows)}
+        refused = {m.id for m in messages} - admitted
         done: set[str] = set()
         if refused:
             published = await self.ledger.find(

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from coaching_shared.events import EventMessage, utc_now
-from coaching_shared.mongo import DUPLICATE_KEY, IndexSpec, apply_once, keyed
+from coaching_shared.mongo import IndexSpec, apply_once, insert_new, keyed
 from coaching_shared.outbox_batch import PublishOnce
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 PREFERENCES = "checkin_preferences"
 SCHEDULES = "checkin_schedules"
@@ -323,13 +323,7 @@ class FeedbackRepository:
 
     async def store_reflections(self, reflections: Sequence[Mapping[str, Any]]) -> None:
         """Insert answers once: their ids derive from the command, so a retry adds nothing."""
-        if not reflections:
-            return
-        try:
-            await self.reflections.insert_many([dict(r) for r in reflections], ordered=False)
-        except BulkWriteError as error:
-            if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
-                raise
+        await insert_new(self.reflections, [dict(r) for r in reflections])
 
     async def reflection(self, tenant_id: str, reflection_id: str) -> dict[str, Any] | None:
         return await self.reflections.find_one(

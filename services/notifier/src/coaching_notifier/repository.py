@@ -21,10 +21,10 @@ from typing import Any
 
 from coaching_shared.events import EventMessage
 from coaching_shared.membership import is_erased
-from coaching_shared.mongo import DUPLICATE_KEY, IndexSpec, apply_once, keyed, keyed_under
+from coaching_shared.mongo import IndexSpec, apply_once, insert_new, keyed, keyed_under
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from coaching_notifier.domain import DeliveryStatus
 
@@ -212,17 +212,7 @@ class NotifierRepository:
 
     async def plan_deliveries(self, deliveries: Sequence[dict[str, Any]]) -> int:
         """Insert planned deliveries; ones planned before (a redelivery) stay as they are."""
-        if not deliveries:
-            return 0
-        try:
-            result = await self.deliveries.insert_many(list(deliveries), ordered=False)
-            return len(result.inserted_ids)
-        except BulkWriteError as error:
-            others = [e for e in error.details.get("writeErrors", [])
-                      if e.get("code") != DUPLICATE_KEY]
-            if others:
-                raise
-            return error.details.get("nInserted", 0)
+        return len(await insert_new(self.deliveries, deliveries))
 
     async def claim_due(self, now: datetime, lease_until: datetime, lease_token: str,
                         limit: int = 1) -> list[dict[str, Any]]:
