@@ -44,8 +44,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from coaching_assessment.domain.lifecycle import assessment_id_of
 from coaching_notifier.sinks import SmtpSink, WebhookSink
 from coaching_shared.auth import mint_token
-from coaching_shared.contracts import AssessmentCompleted, ClientEnrolled, CoachContact
-from coaching_shared.events import EventMessage, topic_name
+from coaching_shared.contracts import AssessmentCompleted, ClientEnrolled
+from coaching_shared.events import topic_name
 from coaching_shared.settings import ServiceSettings
 from pymongo import AsyncMongoClient
 from support.processes import SERVICES, ServiceProcess
@@ -54,15 +54,13 @@ from bench.context import Bench, env_float
 from bench.measure import Result, Window
 from bench.progress import create_topics
 from bench.scenarios.raw import PRODUCER_OPTIONS
-from bench.scenarios.services import peak_rss_mb
-from bench.workload import PARTITIONS, TENANT
+from bench.scenarios.services import fill, peak_rss_mb
+from bench.workload import PARTITIONS, TENANT, enrolment_messages
 
 # The services' producers (FastStream) do not linger; a latency figure should not either.
 HOP_PRODUCER_OPTIONS: dict[str, Any] = {**PRODUCER_OPTIONS, "linger_ms": 0}
 HOP_WARMUP_SENDS = 5  # connections, metadata, producer id: sent and awaited before timing
 HOP_DRAIN_SECONDS = 10.0
-PROGRAM = "bench-latency"
-COACHES = ("coach-ada", "coach-bo", "coach-cy")
 INSTRUMENT = "onet-skills"  # a skills instrument: the goals service drafts goals from it
 WEBHOOK_EVENT = AssessmentCompleted.type_name
 SETTLE_SECONDS = 300.0  # longest wait for the enrolment's work to be done
@@ -251,38 +249,6 @@ def service_environment(bench: Bench, service: str, prefix: str,
     return env
 
 
-def cohort(size: int) -> list[EventMessage]:
-    """ClientEnrolled for `size` clients of the bench tenant, coaches round-robin."""
-    messages = []
-    for number in range(size):
-        client_id = f"e2e-client-{number:05d}"
-        coach_id = COACHES[number % len(COACHES)]
-        event = ClientEnrolled(
-            tenant_id=TENANT, client_id=client_id, program_id=PROGRAM,
-            display_name=f"Client {number}", email=f"{client_id}@bench.example",
-            coach=CoachContact(coach_id=coach_id, display_name=coach_id,
-                               email=f"{coach_id}@bench.example"))
-        messages.append(EventMessage.wrap(event, "/bench/hris",
-                                          event_id=f"bench-enrolment-{number:05d}"))
-    return messages
-
-
-async def publish(bootstrap: str, prefix: str, messages: Sequence[EventMessage]) -> None:
-    """Publish events as the HRIS would, and wait until the broker acknowledged all."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True,
-                                acks="all")
-    await producer.start()
-    try:
-        pending = [await producer.send(message.topic(prefix), message.body(),
-                                       key=message.key(),
-                                       headers=[(name, value.encode()) for name, value
-                                                in message.headers().items()])
-                   for message in messages]
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
-
-
 def bearer(subject: str, role: str) -> dict[str, str]:
     """A dev token signed with the services' secret (the same environment)."""
     token = mint_token(ServiceSettings(service_name="bench"), TENANT, subject, [role])
@@ -355,8 +321,8 @@ async def _prepare(bench: Bench, prefix: str, http: httpx.AsyncClient,
         json={"url": sink.url, "event_types": [WEBHOOK_EVENT],
               "description": "bench latency receiver"})
     response.raise_for_status()
-    messages = cohort(count)
-    await publish(bench.bootstrap, prefix, messages)
+    messages = enrolment_messages(count)
+    await fill(bench, prefix, [messages])
     await _settle(bench, prefix)  # before reading: polling would only slow the enrolment
     assessment = processes["assessment"].url
     assignments = [await _assignment(http, assessment, message.subject)
