@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
@@ -45,6 +45,7 @@ from coaching_shared.observability import METRICS, event_log_context
 from coaching_shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Outages of the infrastructure: wait and retry for as long as it takes.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionFailure, WriteConcernError,
@@ -64,6 +65,19 @@ def is_transient(error: BaseException) -> bool:
         return True
     return isinstance(error, OperationFailure) and (
         error.has_error_label("RetryableWriteError") or "SQLITE_BUSY" in str(error))
+
+
+async def background_round(what: str, work: Callable[[], Awaitable[T]]) -> T | None:
+    """One round of a background loop (sweep, scheduler, dispatcher) that must outlive its
+    errors: an outage is logged as a wait, anything else with its traceback; None then."""
+    try:
+        return await work()
+    except Exception as error:
+        if is_transient(error):
+            log.warning("%s waiting for infrastructure: %s", what, type(error).__name__)
+        else:
+            log.exception("%s failed", what)
+        return None
 
 
 DLQ_HEADERS = ("dlq_reason", "dlq_error_type", "dlq_service", "dlq_original_topic",

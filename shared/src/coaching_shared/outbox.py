@@ -25,7 +25,7 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from coaching_shared.events import EventMessage, utc_now
-from coaching_shared.messaging import EventPublisher, is_transient
+from coaching_shared.messaging import EventPublisher, background_round, is_transient
 from coaching_shared.mongo import chunks
 from coaching_shared.observability import METRICS
 from coaching_shared.tasks import cancel_and_wait
@@ -166,14 +166,7 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         while True:
-            try:
-                relayed = await self.sweep_once()
-                if relayed:
-                    log.info("outbox sweep relayed %d document(s)", relayed)
-            except Exception as error:
-                if is_transient(error):
-                    log.warning("outbox sweep waiting for infrastructure: %s",
-                                type(error).__name__)
-                else:
-                    log.exception("outbox sweep failed")
+            relayed = await background_round("outbox sweep", self.sweep_once)
+            if relayed:
+                log.info("outbox sweep relayed %d document(s)", relayed)
             await asyncio.sleep(self._sweep_interval)

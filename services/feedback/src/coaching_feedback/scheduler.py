@@ -28,7 +28,7 @@ from typing import Any
 
 from coaching_shared.contracts import CheckInDue, CheckInMissed
 from coaching_shared.events import EventMessage, derived_event_id, utc_now
-from coaching_shared.messaging import EventPublisher, is_transient
+from coaching_shared.messaging import EventPublisher, background_round
 from coaching_shared.mongo import chunks
 from coaching_shared.outbox_batch import relay_documents
 from coaching_shared.tasks import cancel_and_wait
@@ -208,18 +208,10 @@ class CheckInScheduler:
         await ready.wait()
         last_trim = 0.0
         while True:
-            claimed = 0
-            try:
-                claimed = await self.run_once()
-                if time.monotonic() - last_trim > LEDGER_TRIM_SECONDS:
-                    await self.forget_published()
-                    last_trim = time.monotonic()
-            except Exception as error:
-                if is_transient(error):
-                    log.warning("scheduler waiting for infrastructure: %s",
-                                type(error).__name__)
-                else:
-                    log.exception("scheduler round failed")
+            claimed = await background_round("scheduler round", self.run_once) or 0
+            if time.monotonic() - last_trim > LEDGER_TRIM_SECONDS:
+                await background_round("scheduler ledger trim", self.forget_published)
+                last_trim = time.monotonic()
             if claimed < self.settings.scheduler_batch_size:
                 await asyncio.sleep(self.settings.scheduler_interval_seconds)
 

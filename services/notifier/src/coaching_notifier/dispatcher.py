@@ -26,7 +26,7 @@ from typing import Any
 
 from coaching_shared.contracts import NotificationFailed, NotificationSent
 from coaching_shared.events import EventMessage, derived_event_id
-from coaching_shared.messaging import is_transient
+from coaching_shared.messaging import background_round, is_transient
 from pymongo.asynchronous.collection import AsyncCollection
 
 from coaching_notifier.channels import Sender
@@ -110,14 +110,7 @@ class DeliveryDispatcher:
     async def _run(self, ready: asyncio.Event) -> None:
         await ready.wait()
         while True:
-            try:
-                await self.dispatch_due()
-            except Exception as error:
-                if is_transient(error):
-                    log.warning("dispatcher waiting for the database: %s",
-                                type(error).__name__)
-                else:
-                    log.exception("dispatcher round failed")
+            await background_round("dispatcher round", self.dispatch_due)
             try:
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_seconds)
             except TimeoutError:
