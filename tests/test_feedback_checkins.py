@@ -177,6 +177,28 @@ async def test_a_check_in_falls_due_is_submitted_once_and_stays_confidential(inf
         assert (await client.get("/v1/program-metrics", headers=coach_token)).status_code == 403
 
 
+async def test_a_goal_handled_before_its_clients_enrolment_gets_the_coach_later(infra,
+                                                                                 prefix):
+    """Goals and enrolments travel on different streams: either may be handled first."""
+    clock = FixedClock(datetime(2026, 6, 3, 12, tzinfo=UTC))
+    client_token = bearer(TENANT, "c-1", "client")
+    async with running_service(lambda s: create_app(s, clock),
+                               feedback_settings(infra, prefix)) as client:
+        await publish_events(infra.kafka_bootstrap_servers, prefix, [goal_set("c-1", "g-1")],
+                             source="/coaching/goals")
+        planned = await eventually(lambda: json_when_ok(client, "/v1/goals/g-1/schedule",
+                                                        client_token))
+        assert planned["coach_id"] is None and planned["plan"]["timezone"] == "UTC"
+        await publish_events(infra.kafka_bootstrap_servers, prefix, [enrolment("c-1")])
+
+        async def adopted():
+            schedule = await json_when_ok(client, "/v1/goals/g-1/schedule", client_token)
+            return schedule if schedule and schedule["coach_id"] else None
+        schedule = await eventually(adopted)
+        assert schedule["coach_id"] == "coach-1"
+        assert schedule["plan"]["timezone"] == "Europe/Berlin"
+
+
 async def test_an_unanswered_check_in_is_missed_after_the_grace_period(infra, prefix):
     clock = FixedClock(datetime(2026, 6, 3, 12, tzinfo=UTC))
     settings = feedback_settings(infra, prefix, review_every_checkins=2)

@@ -226,7 +226,8 @@ class FeedbackHandlers:
         self.runtime = runtime
 
     async def client_enrolled(self, event: ClientEnrolled, context: EventContext) -> None:
-        """Keep the client's timezone; goals planned before it was known move to it."""
+        """Keep the client's timezone; goals planned before it (and the coach) were known
+        move to it."""
         await self.repository.remember_timezone(event.tenant_id, event.client_id,
                                                 context.message.id, event.timezone)
         for schedule in await self.repository.schedules_of(event.tenant_id, event.client_id,
@@ -236,6 +237,8 @@ class FeedbackHandlers:
                 await replan_schedule(self.repository, schedule,
                                       plan.model_copy(update={"timezone": event.timezone}),
                                       self.clock, DEFAULT_PLAN)
+        if event.coach is not None:
+            await self.adopt_coach(event.tenant_id, event.client_id)
 
     async def coach_assigned(self, event: CoachAssigned, context: EventContext) -> None:
         await self.repository.reassign_coach(event.tenant_id, event.client_id,
@@ -265,6 +268,17 @@ class FeedbackHandlers:
                     "lease_until": NO_LEASE, "revision": 0}
         await self.repository.plan_schedule(event.tenant_id, event.goal_id, context.message.id,
                                             goal, schedule)
+        if coach_id is None:
+            # The enrolment may have been handled meanwhile: it fills in schedules that exist
+            # when it runs, this re-read covers the one just written.
+            await self.adopt_coach(event.tenant_id, event.client_id)
+
+    async def adopt_coach(self, tenant_id: str, client_id: str) -> None:
+        """Give the client's coach to the schedules planned without one."""
+        coach_id = await self.membership.coach_of(tenant_id, client_id)
+        if coach_id is not None:
+            await self.repository.reassign_coach(tenant_id, client_id, coach_id,
+                                                 only_unassigned=True)
 
     async def client_plan(self, tenant_id: str, client_id: str) -> tuple[CheckInPlan, str]:
         """The client's stated check-in preferences, else the defaults in their timezone."""

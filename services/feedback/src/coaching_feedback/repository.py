@@ -152,10 +152,15 @@ class FeedbackRepository:
                       "lease_until": NO_LEASE}})
         return result.modified_count == 1
 
-    async def reassign_coach(self, tenant_id: str, client_id: str, coach_id: str) -> None:
-        """Later check-in events name the client's new coach."""
-        await self.schedules.update_many({"tenant_id": tenant_id, "client_id": client_id},
-                                         {"$set": {"coach_id": coach_id}})
+    async def reassign_coach(self, tenant_id: str, client_id: str, coach_id: str,
+                             only_unassigned: bool = False) -> None:
+        """Later check-in events name the client's new coach; `only_unassigned` gives one to
+        the schedules planned before the coach was known (goals and enrolments travel on
+        different streams, so a GoalSet may be handled before its client's enrolment)."""
+        query: dict[str, Any] = {"tenant_id": tenant_id, "client_id": client_id}
+        if only_unassigned:
+            query["coach_id"] = None
+        await self.schedules.update_many(query, {"$set": {"coach_id": coach_id}})
 
     async def schedule(self, tenant_id: str, goal_id: str) -> dict[str, Any] | None:
         return await self.schedules.find_one(schedule_key(tenant_id, goal_id))
