@@ -13,7 +13,13 @@ from typing import Any
 
 from coaching_shared.events import Event, EventMessage
 from coaching_shared.membership import Membership
-from coaching_shared.messaging import EventConsumer, EventContext, EventPublisher, create_broker
+from coaching_shared.messaging import (
+    BatchHandler,
+    EventConsumer,
+    EventContext,
+    EventPublisher,
+    create_broker,
+)
 from coaching_shared.mongo import IndexSpec, ensure_indexes
 from coaching_shared.settings import ServiceSettings
 from faststream.kafka import KafkaBroker
@@ -47,6 +53,7 @@ def tally(event: TallyRecorded) -> EventMessage:
 @asynccontextmanager
 async def running_consumer(settings: ServiceSettings,
                            handler: Callable[[TallyRecorded, EventContext], Awaitable[None]],
+                           batch: BatchHandler | None = None,
                            ) -> AsyncIterator[tuple[EventConsumer, KafkaBroker]]:
     """A started broker whose service consumer routes TallyRecorded to handler."""
     broker = create_broker(settings)
@@ -54,7 +61,7 @@ async def running_consumer(settings: ServiceSettings,
     client = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
     db = client[settings.database_name]
     consumer = EventConsumer(settings, publisher, Membership(db, [TALLIES]))
-    consumer.on(TallyRecorded, handler)
+    consumer.on(TallyRecorded, handler, batch=batch)
     consumer.subscribe(broker)
     await ensure_indexes(db, [TALLY_INDEX])
     await broker.start()

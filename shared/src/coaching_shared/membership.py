@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from coaching_shared.contracts.enrolment import ClientEnrolled, ClientOffboarded, CoachAssigned
 from coaching_shared.events import Event
-from coaching_shared.mongo import IndexSpec, apply_once, keyed
+from coaching_shared.mongo import Change, IndexSpec, apply_each_once, keyed
 
 ROSTER = "roster"
 TOMBSTONES = "erased_clients"
@@ -29,6 +29,14 @@ INDEXES = [
     IndexSpec(ROSTER, [("tenant_id", 1), ("coach_id", 1)]),
     IndexSpec(TOMBSTONES, [("tenant_id", 1), ("client_id", 1)], unique=True),
 ]
+
+
+class Admission(NamedTuple):
+    """An event offered to the membership: the event, its id and its time."""
+
+    event: Event
+    event_id: str
+    event_time: datetime
 
 
 def member_key(tenant_id: str, client_id: str) -> dict[str, str]:
@@ -58,23 +66,46 @@ class Membership:
 
     async def admit(self, event: Event, event_id: str, event_time: datetime) -> bool:
         """Apply the membership side of an event; False if the client's events are dropped."""
-        key = member_key(event.tenant_id, event.client_id)
-        if isinstance(event, ClientOffboarded):
-            await self.erase(event.tenant_id, event.client_id, event_time)
-            return True
-        if isinstance(event, ClientEnrolled):
-            # A newer enrolment lifts the tombstone; an older (replayed) one does not.
-            await self._tombstones.delete_one({**key, "offboarded_at": {"$lt": event_time}})
-        if await is_erased(self._db, event.tenant_id, event.client_id):
-            return False
-        if isinstance(event, ClientEnrolled):
-            await apply_once(self._roster, key, event_id, {"$set": {
-                "program_id": event.program_id, "enrolled_at": event_time,
-                "coach_id": event.coach.coach_id if event.coach else None}})
-        elif isinstance(event, CoachAssigned):
-            await apply_once(self._roster, key, event_id,
-                             {"$set": {"coach_id": event.coach.coach_id}})
-        return True
+        return (await self.admit_many([Admission(event, event_id, event_time)]))[0]
+
+    async def admit_many(self, admissions: Sequence[Admission]) -> list[bool]:
+        """`admit` for events of distinct clients, in a few round trips for all of them: one
+        read of their tombstones, one of their roster entries, one write of each kind."""
+        admitted: list[bool | None] = [None] * len(admissions)
+        for index, admission in enumerate(admissions):
+            event = admission.event
+            if isinstance(event, ClientOffboarded):
+                await self.erase(event.tenant_id, event.client_id, admission.event_time)
+                admitted[index] = True
+        pending = [index for index, verdict in enumerate(admitted) if verdict is None]
+        keys = [member_key(admissions[index].event.tenant_id, admissions[index].event.client_id)
+                for index in pending]
+        tombstones = {tombstone["_id"]: tombstone["offboarded_at"] for tombstone in
+                      await self._tombstones.find({"_id": {"$in": [key["_id"] for key in keys]}},
+                                                  {"offboarded_at": 1}).to_list()}
+        changes: list[tuple[int, Change]] = []
+        for index, key in zip(pending, keys, strict=True):
+            event, event_id, event_time = admissions[index]
+            if key["_id"] in tombstones:
+                if not isinstance(event, ClientEnrolled):
+                    admitted[index] = False
+                    continue
+                # A newer enrolment lifts the tombstone; an older (replayed) one does not.
+                await self._tombstones.delete_one({**key, "offboarded_at": {"$lt": event_time}})
+                if await is_erased(self._db, event.tenant_id, event.client_id):
+                    admitted[index] = False
+                    continue
+            admitted[index] = True
+            if isinstance(event, ClientEnrolled):
+                changes.append((index, Change(key, event_id, {"$set": {
+                    "program_id": event.program_id, "enrolled_at": event_time,
+                    "coach_id": event.coach.coach_id if event.coach else None}})))
+            elif isinstance(event, CoachAssigned):
+                changes.append((index, Change(key, event_id,
+                                              {"$set": {"coach_id": event.coach.coach_id}})))
+        if changes:
+            await apply_each_once(self._roster, [change for _, change in changes])
+        return [bool(verdict) for verdict in admitted]
 
     async def erase(self, tenant_id: str, client_id: str, offboarded_at: datetime) -> int:
         """Delete everything of the client (idempotent); returns the documents deleted."""
@@ -95,5 +126,13 @@ class Membership:
 
     async def coach_of(self, tenant_id: str, client_id: str) -> str | None:
         """The client's coach, or None (not enrolled here, or no coach yet)."""
-        member = await self._roster.find_one(member_key(tenant_id, client_id), {"coach_id": 1})
-        return member.get("coach_id") if member else None
+        return (await self.coaches_of([(tenant_id, client_id)])).get((tenant_id, client_id))
+
+    async def coaches_of(self, clients: Sequence[tuple[str, str]]
+                         ) -> dict[tuple[str, str], str | None]:
+        """The coaches of many (tenant, client) pairs in one read; absent if not enrolled."""
+        ids = [member_key(tenant_id, client_id)["_id"] for tenant_id, client_id in clients]
+        members = await self._roster.find({"_id": {"$in": ids}}, {
+            "tenant_id": 1, "client_id": 1, "coach_id": 1}).to_list()
+        return {(member["tenant_id"], member["client_id"]): member.get("coach_id")
+                for member in members}

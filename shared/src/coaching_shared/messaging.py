@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import logging
 import random
 import time
@@ -40,7 +41,7 @@ from coaching_shared.events import (
     unknown_type_reason,
     utc_now,
 )
-from coaching_shared.membership import Membership
+from coaching_shared.membership import Admission, Membership
 from coaching_shared.observability import METRICS, event_log_context
 from coaching_shared.settings import ServiceSettings
 
@@ -134,12 +135,26 @@ class EventContext:
 
 
 Handler = Callable[[Any, EventContext], Awaitable[None]]
+# Applies many events of one type, each of another client, as `Handler` would one by one.
+BatchHandler = Callable[[Sequence[tuple[Any, EventContext]]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
 class _Route:
     model: type[Event]
     handler: Handler
+    batch: BatchHandler | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """A consumed record that passed the checks, with its route and parsed event."""
+
+    record: ConsumerRecord
+    headers: dict[str, str]
+    route: _Route
+    event: Event
+    context: EventContext
 
 
 class EventConsumer:
@@ -163,11 +178,18 @@ class EventConsumer:
         self._stream_of_topic: dict[str, str] = {}
         self.subscriber: Any = None
 
-    def on(self, model: type[Event], handler: Handler) -> None:
-        """Handle events of this type (one handler per type)."""
+    def on(self, model: type[Event], handler: Handler, batch: BatchHandler | None = None
+           ) -> None:
+        """Handle events of this type (one handler per type).
+
+        `batch`, if given, applies the events of this type of a whole wave (see
+        `handle_batch`) together, with the same effects as `handler` on each: bulk reads and
+        writes instead of a few round trips per event. If it fails, the wave's events of
+        this type are handled one by one by `handler`, so a bad event is dead-lettered alone.
+        """
         if model.ce_type() in self._routes:
             raise ValueError(f"{model.ce_type()} already has a handler")
-        self._routes[model.ce_type()] = _Route(model, handler)
+        self._routes[model.ce_type()] = _Route(model, handler, batch)
         self._stream_of_topic[topic_name(model.stream, self._settings.topic_prefix)] = model.stream
 
     @property
@@ -226,28 +248,53 @@ class EventConsumer:
         """Process a fetched batch to its end; the caller acknowledges it afterwards.
 
         Each client's records (one Kafka key) are handled one after another in the order they
-        were fetched, so no two events of a client race for the same documents; different
-        clients are handled concurrently. The batch scope ends (the batch's outbox entries
-        are published) before this returns and the batch is acknowledged. If anything
-        escapes, the rest of the batch is cancelled and the whole batch is fetched again
-        (handlers apply each event once).
+        were fetched, so no two events of a client race for the same documents. The batch
+        goes in waves: the first record of every client, then the second, and so on; within
+        a wave every record is another client's, so events of a type with a batch handler
+        are applied together and the others concurrently. The batch scope ends (the batch's
+        outbox entries are published) before this returns and the batch is acknowledged. If
+        anything escapes, the rest of the batch is cancelled and the whole batch is fetched
+        again (handlers apply each event once).
         """
         by_client: dict[bytes | None, list[ConsumerRecord]] = {}
         for record in records:
             by_client.setdefault(record.key, []).append(record)
+        waves = [[record for record in wave if record is not None]
+                 for wave in itertools.zip_longest(*by_client.values())]
+        async with self._batch_scope():
+            for wave in waves:
+                await self._handle_wave(wave)
+
+    async def _handle_wave(self, records: Sequence[ConsumerRecord]) -> None:
+        """Handle records of distinct clients: batch routes together, the others each alone."""
+        items = [item for item in [await self._read(record) for record in records] if item]
+        together: dict[str, list[_Item]] = {}
+        alone: list[_Item] = []
+        for item in items:
+            if item.route.batch is not None and len(items) > 1:
+                together.setdefault(item.context.message.type, []).append(item)
+            else:
+                alone.append(item)
+        for group in together.values():
+            await self._run_together(group)
         slots = asyncio.Semaphore(self._settings.consume_concurrency)
 
-        async def handle_client(client_records: list[ConsumerRecord]) -> None:
+        async def handle_alone(item: _Item) -> None:
             async with slots:
-                for record in client_records:
-                    await self.handle_record(record)
+                await self._run_with_retries(item)
 
-        async with self._batch_scope(), asyncio.TaskGroup() as group:
-            for client_records in by_client.values():
-                group.create_task(handle_client(client_records))
+        async with asyncio.TaskGroup() as tasks:
+            for item in alone:
+                tasks.create_task(handle_alone(item))
 
     async def handle_record(self, record: ConsumerRecord) -> None:
         """Process one consumed Kafka record to its end: handled, skipped or dead-lettered."""
+        item = await self._read(record)
+        if item is not None:
+            await self._run_with_retries(item)
+
+    async def _read(self, record: ConsumerRecord) -> _Item | None:
+        """The record's parsed event and route; None once it is dead-lettered or skipped."""
         headers = {name: (value or b"").decode("utf-8", "replace")
                    for name, value in (record.headers or ())}
         stream = self._stream_of_topic.get(record.topic, record.topic)
@@ -255,19 +302,19 @@ class EventConsumer:
             message = self._admissible(record, headers, stream)
         except BadEvent as error:
             await self._dead_letter(record, headers, error, attempts=0)
-            return
+            return None
         route = self._routes.get(message.type)
         if route is None:
             METRICS.events_in.labels(type=message.type, outcome="skipped").inc()
-            return
+            return None
         with event_log_context(message.id, message.type):
             try:
                 event = message.parse(route.model)
             except BadEvent as error:
                 await self._dead_letter(record, headers, error, attempts=0)
-                return
-            context = EventContext(message, record.topic, record.partition, record.offset)
-            await self._run_with_retries(route, event, context, record, headers)
+                return None
+        context = EventContext(message, record.topic, record.partition, record.offset)
+        return _Item(record, headers, route, event, context)
 
     def _admissible(self, record: ConsumerRecord, headers: dict[str, str],
                     stream: str) -> EventMessage:
@@ -296,43 +343,96 @@ class EventConsumer:
             raise BadEvent(f"tenant {message.tenant!r} is not served by this deployment")
         return message
 
-    async def _run_with_retries(self, route: _Route, event: Event, context: EventContext,
-                                record: ConsumerRecord, headers: dict[str, str]) -> None:
-        failures = 0
+    async def _run_together(self, items: Sequence[_Item]) -> None:
+        """Admit and apply events of one type (distinct clients) with its batch handler.
+
+        Outages are waited out like a single event's; any other failure hands the events to
+        the one-by-one path, whose retries and dead letters then decide about each.
+        """
+        route = items[0].route
+        assert route.batch is not None
+        ce_type = items[0].context.message.type
         outages = 0
         while True:
             started = time.perf_counter()
             try:
-                handled = await self._apply(route, event, context)
-            except BadEvent as error:
-                await self._dead_letter(record, headers, error, attempts=failures + 1)
-                return
+                admitted = await self._admit_all(items)
+                if admitted:
+                    await route.batch([(item.event, item.context) for item in admitted])
             except Exception as error:
                 if is_transient(error):
                     outages += 1
                     delay = self._backoff(outages)
-                    log.warning("infrastructure unavailable, retrying in %.1fs: %s", delay,
-                                type(error).__name__)
-                    METRICS.handler_retries.labels(type=context.message.type,
-                                                   kind="outage").inc()
+                    log.warning("infrastructure unavailable, retrying %d %s in %.1fs: %s",
+                                len(items), ce_type, delay, type(error).__name__)
+                    METRICS.handler_retries.labels(type=ce_type, kind="outage").inc()
                     await asyncio.sleep(delay)
                     continue
-                failures += 1
-                if failures > self._settings.handler_retries:
-                    log.exception("handler failed %d times, dead-lettering", failures)
-                    await self._dead_letter(record, headers, error, attempts=failures)
-                    return
-                delay = self._backoff(failures)
-                log.warning("handler failed (attempt %d), retrying in %.1fs: %r", failures,
-                            delay, error)
-                METRICS.handler_retries.labels(type=context.message.type, kind="error").inc()
-                await asyncio.sleep(delay)
-                continue
-            METRICS.handler_seconds.labels(type=context.message.type).observe(
-                time.perf_counter() - started)
-            METRICS.events_in.labels(type=context.message.type,
-                                     outcome="handled" if handled else "erased_client").inc()
+                log.warning("batch of %d %s failed, handling them one by one: %r",
+                            len(items), ce_type, error)
+                METRICS.handler_retries.labels(type=ce_type, kind="batch").inc()
+                for item in items:
+                    await self._run_with_retries(item)
+                return
+            elapsed = time.perf_counter() - started
+            handled = {id(item) for item in admitted}
+            for item in items:
+                METRICS.handler_seconds.labels(type=ce_type).observe(elapsed / len(items))
+                METRICS.events_in.labels(
+                    type=ce_type,
+                    outcome="handled" if id(item) in handled else "erased_client").inc()
             return
+
+    async def _admit_all(self, items: Sequence[_Item]) -> list[_Item]:
+        """The items whose clients' events are handled (membership applied for all)."""
+        if self._membership is None:
+            return list(items)
+        verdicts = await self._membership.admit_many([
+            Admission(item.event, item.context.message.id, item.context.message.time)
+            for item in items])
+        return [item for item, admitted in zip(items, verdicts, strict=True) if admitted]
+
+    async def _run_with_retries(self, item: _Item) -> None:
+        route, event, context = item.route, item.event, item.context
+        record, headers = item.record, item.headers
+        failures = 0
+        outages = 0
+        with event_log_context(context.message.id, context.message.type):
+            while True:
+                started = time.perf_counter()
+                try:
+                    handled = await self._apply(route, event, context)
+                except BadEvent as error:
+                    await self._dead_letter(record, headers, error, attempts=failures + 1)
+                    return
+                except Exception as error:
+                    if is_transient(error):
+                        outages += 1
+                        delay = self._backoff(outages)
+                        log.warning("infrastructure unavailable, retrying in %.1fs: %s",
+                                    delay, type(error).__name__)
+                        METRICS.handler_retries.labels(type=context.message.type,
+                                                       kind="outage").inc()
+                        await asyncio.sleep(delay)
+                        continue
+                    failures += 1
+                    if failures > self._settings.handler_retries:
+                        log.exception("handler failed %d times, dead-lettering", failures)
+                        await self._dead_letter(record, headers, error, attempts=failures)
+                        return
+                    delay = self._backoff(failures)
+                    log.warning("handler failed (attempt %d), retrying in %.1fs: %r", failures,
+                                delay, error)
+                    METRICS.handler_retries.labels(type=context.message.type,
+                                                   kind="error").inc()
+                    await asyncio.sleep(delay)
+                    continue
+                METRICS.handler_seconds.labels(type=context.message.type).observe(
+                    time.perf_counter() - started)
+                METRICS.events_in.labels(
+                    type=context.message.type,
+                    outcome="handled" if handled else "erased_client").inc()
+                return
 
     async def _apply(self, route: _Route, event: Event, context: EventContext) -> bool:
         """Update membership (roster, erasure), then run the handler unless it was erased."""

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
-from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo import AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -123,14 +123,7 @@ async def apply_once(collection: AsyncCollection, key: Mapping[str, Any], cause_
     With `create=False` the document must exist already (an update of something that may have
     been erased meanwhile must not bring it back); None then also means "not there".
     """
-    guarded = {**key, "applied_events": {"$ne": cause_id}}
-    full_update: dict[str, Any] = {operator: dict(fields) for operator, fields in update.items()}
-    push = full_update.setdefault("$push", {})
-    push["applied_events"] = {"$each": [cause_id], "$slice": -APPLIED_EVENTS_KEPT}
-    if outbox:
-        flags = _outbox_fields(outbox, outbox_lease)
-        push["outbox"] = {"$each": flags.pop("outbox")}
-        full_update.setdefault("$set", {}).update(flags)
+    guarded, full_update = _guarded_update(key, cause_id, update, outbox, outbox_lease)
     try:
         document = await collection.find_one_and_update(guarded, full_update, upsert=create,
                                                         return_document=ReturnDocument.AFTER)
@@ -142,10 +135,124 @@ async def apply_once(collection: AsyncCollection, key: Mapping[str, Any], cause_
     return document
 
 
+def _guarded_update(key: Mapping[str, Any], cause_id: str, update: Mapping[str, Any],
+                    outbox: Sequence[EventMessage], outbox_lease: timedelta
+                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The filter and update of `apply_once`: the change, the cause marked applied and the
+    outbox entries, guarded by "cause not yet applied"."""
+    guarded = {**key, "applied_events": {"$ne": cause_id}}
+    full_update: dict[str, Any] = {operator: dict(fields) for operator, fields in update.items()}
+    push = full_update.setdefault("$push", {})
+    push["applied_events"] = {"$each": [cause_id], "$slice": -APPLIED_EVENTS_KEPT}
+    if outbox:
+        flags = _outbox_fields(outbox, outbox_lease)
+        push["outbox"] = {"$each": flags.pop("outbox")}
+        full_update.setdefault("$set", {}).update(flags)
+    return guarded, full_update
+
+
+@dataclass(frozen=True)
+class Change:
+    """One cause's change of one keyed document, for `apply_each_once` (see `apply_once`)."""
+
+    key: Mapping[str, Any]  # from `keyed(...)`: names the document by `_id`
+    cause_id: str
+    update: Mapping[str, Any]  # $set / $setOnInsert, or what `apply_once` takes
+    outbox: Sequence[EventMessage] = ()
+
+
+async def apply_each_once(collection: AsyncCollection, changes: Sequence[Change], *,
+                          outbox_lease: timedelta = timedelta(seconds=10),
+                          create: bool = True) -> list[dict[str, Any] | None]:
+    """`apply_once` for changes of distinct documents, in a few round trips for all of them.
+
+    One read finds which documents exist and which causes they applied; the new documents
+    are inserted in one write (`insert_new`), the others updated in one bulk write with
+    `apply_once`'s guard. Returns, per change, what was written (the new document, or its
+    `_id` with the outbox entries pushed: enough to relay them) or None for a duplicate
+    (or, with `create=False`, a document that does not exist). Whatever cannot go the batch
+    way (an insert that lost a race, an update needing more than $set, an applied-causes
+    list due for trimming) goes `apply_once`'s way, one by one.
+    """
+    ids = [change.key["_id"] for change in changes]
+    if len(set(ids)) != len(ids):
+        raise ValueError("apply_each_once takes one change per document")
+    stored = {document["_id"]: document.get("applied_events", []) for document in
+              await collection.find({"_id": {"$in": ids}}, {"applied_events": 1}).to_list()}
+    written: list[dict[str, Any] | None] = [None] * len(changes)
+    one_by_one: list[int] = []
+    inserts: list[tuple[int, dict[str, Any]]] = []
+    updates: list[tuple[int, UpdateOne]] = []
+    for index, change in enumerate(changes):
+        applied = stored.get(change.key["_id"])
+        if applied is None:
+            if not create:
+                continue
+            if set(change.update) - {"$set", "$setOnInsert"}:
+                one_by_one.append(index)
+                continue
+            fields = {**change.update.get("$setOnInsert", {}), **change.update.get("$set", {})}
+            inserts.append((index, new_document(change.key, change.cause_id, fields,
+                                                outbox=change.outbox,
+                                                outbox_lease=outbox_lease)))
+        elif change.cause_id in applied:
+            continue
+        elif len(applied) >= APPLIED_EVENTS_KEPT + APPLIED_TRIM_SLACK:
+            one_by_one.append(index)
+        else:
+            guarded, full_update = _guarded_update(change.key, change.cause_id, change.update,
+                                                   change.outbox, outbox_lease)
+            full_update.pop("$setOnInsert", None)
+            updates.append((index, UpdateOne(guarded, full_update)))
+            written[index] = {"_id": change.key["_id"], "outbox": full_update["$push"].get(
+                "outbox", {}).get("$each", [])}
+    new = {id(document) for document in await insert_new(collection,
+                                                        [document for _, document in inserts])}
+    for index, document in inserts:
+        if id(document) in new:
+            written[index] = document
+        else:  # created meanwhile by another writer: decide on the stored document
+            one_by_one.append(index)
+    for part in chunks([update for _, update in updates]):
+        # Plain guarded updates, no upserts: FerretDB's bulk_write handles these correctly.
+        await collection.bulk_write(list(part), ordered=False)
+    for index in sorted(one_by_one):
+        change = changes[index]
+        written[index] = await apply_once(collection, change.key, change.cause_id,
+                                          change.update, outbox=change.outbox,
+                                          outbox_lease=outbox_lease, create=create)
+    return written
+
+
 def _outbox_fields(outbox: Sequence[EventMessage], lease: timedelta) -> dict[str, Any]:
     """The fields that put events in a document's outbox, leased to their writer."""
     return {"outbox": [message.to_document() for message in outbox], "outbox_pending": True,
             "outbox_lease_until": utc_now() + lease}
+
+
+async def clear_outboxes(collection: AsyncCollection,
+                         published: Sequence[tuple[Any, Sequence[Mapping[str, Any]]]]) -> None:
+    """Take published entries (per document `_id`) out of the documents' outboxes.
+
+    One update per document where its outbox holds exactly those entries (the common case:
+    the writer relays what it wrote); otherwise the entries are pulled and the flag is
+    lowered only once the outbox is empty (entries pushed meanwhile keep it up).
+    """
+    for part in chunks(published):
+        # Plain updates, no upserts: FerretDB's bulk_write handles these correctly.
+        cleared = await collection.bulk_write(
+            [UpdateOne({"_id": document_id, "outbox": list(entries)},
+                       {"$set": {"outbox": [], "outbox_pending": False}})
+             for document_id, entries in part], ordered=False)
+        if cleared.matched_count == len(part):
+            continue
+        await collection.bulk_write(
+            [UpdateOne({"_id": document_id}, {"$pullAll": {"outbox": list(entries)}})
+             for document_id, entries in part], ordered=False)
+        await collection.bulk_write(
+            [UpdateOne({"_id": document_id, "outbox.0": {"$exists": False}},
+                       {"$set": {"outbox_pending": False}}) for document_id, _ in part],
+            ordered=False)
 
 
 def new_document(key: Mapping[str, Any], cause_id: str, fields: Mapping[str, Any], *,

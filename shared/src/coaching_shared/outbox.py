@@ -21,12 +21,11 @@ from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
-from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from coaching_shared.events import EventMessage, utc_now
 from coaching_shared.messaging import EventPublisher, background_round, is_transient
-from coaching_shared.mongo import chunks
+from coaching_shared.mongo import clear_outboxes
 from coaching_shared.observability import METRICS
 from coaching_shared.tasks import cancel_and_wait
 
@@ -113,16 +112,8 @@ class OutboxRelay:
         for collection, document in latest.values():
             by_collection.setdefault(collection.full_name, []).append((collection, document))
         for documents in by_collection.values():
-            collection = documents[0][0]
-            for part in chunks(documents):
-                await collection.bulk_write(
-                    [UpdateOne({"_id": document["_id"]},
-                               {"$pullAll": {"outbox": document["outbox"]}})
-                     for _, document in part], ordered=False)
-                await collection.bulk_write(
-                    [UpdateOne({"_id": document["_id"], "outbox.0": {"$exists": False}},
-                               {"$set": {"outbox_pending": False}}) for _, document in part],
-                    ordered=False)
+            await clear_outboxes(documents[0][0], [(document["_id"], document["outbox"])
+                                                   for _, document in documents])
 
     async def sweep_once(self) -> int:
         """Publish outbox entries whose writer's lease ran out; returns documents relayed."""

@@ -20,12 +20,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from coaching_shared.events import EventMessage, utc_now
 from coaching_shared.messaging import EventPublisher
-from coaching_shared.mongo import IndexSpec, chunks, insert_new
+from coaching_shared.mongo import IndexSpec, clear_outboxes, insert_new
 
 
 class PublishOnce:
@@ -96,17 +95,8 @@ async def relay_documents(publisher: EventPublisher, collection: AsyncCollection
                              if event_id in to_publish])
     if once is not None:
         await once.published(to_publish)
-    pulls = []
-    for document in documents:
-        entries = [entry for entry in document.get("outbox") or () if entry["id"] in clearable]
-        if entries:
-            # Plain updates, no upserts: FerretDB's bulk_write handles these correctly.
-            pulls.append(UpdateOne({"_id": document["_id"]}, {"$pullAll": {"outbox": entries}}))
-    for part in chunks(pulls):
-        await collection.bulk_write(part, ordered=False)
-    # Entries pushed meanwhile keep the flag up: only an empty outbox lowers it.
-    await collection.update_many(
-        {"_id": {"$in": [document["_id"] for document in documents]},
-         "outbox.0": {"$exists": False}},
-        {"$set": {"outbox_pending": False}})
+    published = [(document["_id"], [entry for entry in document.get("outbox") or ()
+                                    if entry["id"] in clearable]) for document in documents]
+    await clear_outboxes(collection, [(document_id, entries)
+                                      for document_id, entries in published if entries])
     return len(to_publish)

@@ -163,6 +163,10 @@ async def _membership_only(event: Event, context: EventContext) -> None:
     """For membership events a service has nothing to add to (roster, erasure)."""
 
 
+async def _membership_only_together(events: Sequence[tuple[Event, EventContext]]) -> None:
+    """The same for a wave of them (the consumer admitted them all at once)."""
+
+
 CLOUDEVENTS_HEADERS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "CloudEvents 1.0 attributes in Kafka binary mode",
@@ -265,7 +269,8 @@ def build_service(settings: ServiceSettings, definition: ServiceDefinition) -> F
     definition.wire(runtime)
     for model in (ClientEnrolled, CoachAssigned, ClientOffboarded):
         if model.ce_type() not in consumer.handled_types:
-            consumer.on(model, _membership_only)  # the consumer keeps the roster itself
+            # The consumer keeps the roster itself.
+            consumer.on(model, _membership_only, batch=_membership_only_together)
     consumer.subscribe(broker)
     _publisher_docs(broker, settings, definition.produces)
     indexes = [*definition.indexes, *MEMBERSHIP_INDEXES,
