@@ -21,7 +21,8 @@ from coaching_assessment.settings import AssessmentSettings
 def definition(settings: AssessmentSettings) -> ServiceDefinition:
     def wire(runtime: ServiceRuntime) -> None:
         handlers = AssessmentHandlers(AssessmentRepository(runtime.db), runtime, settings)
-        runtime.consumer.on(ClientEnrolled, handlers.client_enrolled)
+        runtime.consumer.on(ClientEnrolled, handlers.client_enrolled,
+                            batch=handlers.clients_enrolled)
 
     return ServiceDefinition(
         title="Coaching assessment service",

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from coaching_shared.events import EventMessage, utc_now
 from coaching_shared.membership import ROSTER, member_key
-from coaching_shared.mongo import IndexSpec, apply_once, keyed, keyed_under
+from coaching_shared.mongo import (
+    Change,
+    IndexSpec,
+    apply_each_once,
+    apply_once,
+    keyed,
+    keyed_under,
+)
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -50,6 +58,18 @@ def _score_of(key: str) -> float:
 
 class InstrumentNotFound(LookupError):
     pass
+
+
+@dataclass(frozen=True)
+class NewAssignment:
+    """An assignment to create, the cause creating it and its AssessmentAssigned."""
+
+    tenant_id: str
+    client_id: str
+    assignment_id: str
+    cause_id: str
+    fields: Mapping[str, Any]
+    event: EventMessage
 
 
 class AssessmentRepository:
@@ -119,9 +139,17 @@ class AssessmentRepository:
     # -- program plans -----------------------------------------------------------------
 
     async def program_plan(self, tenant_id: str, program_id: str) -> list[str] | None:
-        plan = await self.program_plans.find_one(keyed(tenant_id=tenant_id,
-                                                       program_id=program_id))
-        return None if plan is None else list(plan["instruments"])
+        return (await self.program_plans_of([(tenant_id, program_id)])).get(
+            (tenant_id, program_id))
+
+    async def program_plans_of(self, programs: Iterable[tuple[str, str]]
+                               ) -> dict[tuple[str, str], list[str]]:
+        """The instrument plans of (tenant, program) pairs that have one, in one read."""
+        ids = [keyed(tenant_id=tenant_id, program_id=program_id)["_id"]
+               for tenant_id, program_id in set(programs)]
+        plans = await self.program_plans.find({"_id": {"$in": ids}}).to_list()
+        return {(plan["tenant_id"], plan["program_id"]): list(plan["instruments"])
+                for plan in plans}
 
     async def set_program_plan(self, tenant_id: str, program_id: str, instruments: list[str],
                                changed_by: str) -> None:
@@ -136,14 +164,15 @@ class AssessmentRepository:
 
     # -- assignments and answer sheets -------------------------------------------------
 
-    async def create_assignment(self, tenant_id: str, client_id: str, assignment_id: str,
-                                cause_id: str, fields: Mapping[str, Any],
-                                outbox: list[EventMessage]) -> dict[str, Any] | None:
-        """Create an assignment and its event once per cause; None if it already was."""
-        return await apply_once(
-            self.assignments,
-            keyed(tenant_id=tenant_id, client_id=client_id, assignment_id=assignment_id),
-            cause_id, {"$setOnInsert": dict(fields)}, outbox=outbox)
+    async def create_assignments(self, created: Sequence[NewAssignment]
+                                 ) -> list[dict[str, Any] | None]:
+        """Create assignments and their events once per cause, in one write for all; per
+        assignment the document written, or None if it already was."""
+        return await apply_each_once(self.assignments, [
+            Change(keyed(tenant_id=new.tenant_id, client_id=new.client_id,
+                         assignment_id=new.assignment_id), new.cause_id,
+                   {"$setOnInsert": dict(new.fields)}, outbox=[new.event])
+            for new in created])
 
     async def assignment(self, tenant_id: str, client_id: str,
                          assignment_id: str) -> dict[str, Any] | None:

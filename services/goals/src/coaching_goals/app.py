@@ -28,7 +28,8 @@ from coaching_goals.settings import GoalsSettings
 def wire(runtime: ServiceRuntime) -> None:
     handlers = GoalsHandlers(GoalsRepository(runtime.db, runtime.relay_document),
                              runtime.settings, runtime.membership)  # type: ignore[arg-type]
-    runtime.consumer.on(AssessmentCompleted, handlers.assessment_completed)
+    runtime.consumer.on(AssessmentCompleted, handlers.assessment_completed,
+                        batch=handlers.assessments_completed)
     runtime.consumer.on(CheckInCompleted, handlers.checkin_completed)
 
 

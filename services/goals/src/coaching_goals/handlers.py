@@ -3,8 +3,9 @@ shares with them (every change rolls up into the parent goal the same way)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from coaching_shared.contracts import AssessmentCompleted, CheckInCompleted
 from coaching_shared.events import BadEvent, derived_event_id
@@ -63,20 +64,33 @@ class GoalsHandlers:
     async def assessment_completed(self, event: AssessmentCompleted,
                                    context: EventContext) -> None:
         """Keep the result, then draft goals for its development areas (once per area)."""
-        basis = assessment_basis(event)
-        await self.repository.store_assessment(event.tenant_id, event.client_id,
-                                               context.message.id, basis)
-        skip = await self.repository.open_development_areas(
+        await self.assessments_completed([(event, context)])
+
+    async def assessments_completed(
+            self, completed: Sequence[tuple[AssessmentCompleted, EventContext]]) -> None:
+        """The same for many clients' completed assessments: one write of each kind."""
+        await self.repository.store_assessments([
+            (event.tenant_id, event.client_id, context.message.id, assessment_basis(event))
+            for event, context in completed])
+        # One indexed read per client (by `_id` prefix), all in flight together.
+        skips = await asyncio.gather(*(self.repository.open_development_areas(
             event.tenant_id, event.client_id, except_assessment=event.assessment_id)
-        coach_id = await self.membership.coach_of(event.tenant_id, event.client_id)
-        suggestions = [goal.model_copy(update={"coach_id": coach_id}) for goal in suggest_goals(
-            basis, tenant_id=event.tenant_id, client_id=event.client_id, skip_areas=skip,
-            rules=self.settings.suggestion_rules(), at=event.completed_at)]
-        # The cause is the suggestion itself, not the delivery: the same assessment
-        # published twice (even under two event ids) drafts each goal once.
-        await self.repository.create_goals([
-            (Outcome(goal, [suggestion_event(goal)]), derived_event_id(goal.goal_id, "suggested"))
-            for goal in suggestions])
+            for event, _ in completed))
+        coaches = await self.membership.coaches_of(
+            [(event.tenant_id, event.client_id) for event, _ in completed])
+        rules = self.settings.suggestion_rules()
+        created = []
+        for (event, _), skip in zip(completed, skips, strict=True):
+            coach_id = coaches.get((event.tenant_id, event.client_id))
+            for goal in suggest_goals(assessment_basis(event), tenant_id=event.tenant_id,
+                                      client_id=event.client_id, skip_areas=skip, rules=rules,
+                                      at=event.completed_at):
+                goal = goal.model_copy(update={"coach_id": coach_id})
+                # The cause is the suggestion itself, not the delivery: the same assessment
+                # published twice (even under two event ids) drafts each goal once.
+                created.append((Outcome(goal, [suggestion_event(goal)]),
+                                derived_event_id(goal.goal_id, "suggested")))
+        await self.repository.create_goals(created)
 
     async def checkin_completed(self, event: CheckInCompleted, context: EventContext) -> None:
         """Take the check-in's KPI readings into the goal's progress."""

@@ -16,7 +16,9 @@ from typing import Any
 
 from coaching_shared.events import Event, EventMessage, derived_event_id
 from coaching_shared.mongo import (
+    Change,
     IndexSpec,
+    apply_each_once,
     apply_once,
     insert_new,
     keyed,
@@ -95,14 +97,14 @@ class GoalsRepository:
 
     # -- assessment results ----------------------------------------------------------------
 
-    async def store_assessment(self, tenant_id: str, client_id: str, cause_id: str,
-                               basis: dict[str, Any]) -> None:
-        """Keep what suggestions need from a completed assessment, once per event."""
-        await apply_once(
-            self.assessment_results,
-            keyed(tenant_id=tenant_id, client_id=client_id,
-                  assessment_id=basis["assessment_id"]),
-            cause_id, {"$set": basis})
+    async def store_assessments(self, stored: Sequence[tuple[str, str, str, dict[str, Any]]]
+                                ) -> None:
+        """Keep what suggestions need from completed assessments (tenant, client, cause,
+        basis; each of another assessment), once per event, in one write of each kind."""
+        await apply_each_once(self.assessment_results, [
+            Change(keyed(tenant_id=tenant_id, client_id=client_id,
+                         assessment_id=basis["assessment_id"]), cause_id, {"$set": basis})
+            for tenant_id, client_id, cause_id, basis in stored])
 
     async def assessments_of(self, tenant_id: str, client_id: str) -> list[dict[str, Any]]:
         cursor = self.assessment_results.find(
