@@ -129,10 +129,11 @@ class Membership:
         return (await self.coaches_of([(tenant_id, client_id)])).get((tenant_id, client_id))
 
     async def coaches_of(self, clients: Sequence[tuple[str, str]]
-                         ) -> dict[tuple[str, str], str | None]:
-        """The coaches of many (tenant, client) pairs in one read; absent if not enrolled."""
+                         ) -> dict[tuple[str, str], str]:
+        """The coaches of many (tenant, client) pairs in one read; a client not enrolled
+        here, or without a coach, is left out."""
         ids = [member_key(tenant_id, client_id)["_id"] for tenant_id, client_id in clients]
         members = await self._roster.find({"_id": {"$in": ids}}, {
             "tenant_id": 1, "client_id": 1, "coach_id": 1}).to_list()
-        return {(member["tenant_id"], member["client_id"]): member.get("coach_id")
-                for member in members}
+        return {(member["tenant_id"], member["client_id"]): member["coach_id"]
+                for member in members if member.get("coach_id") is not None}

@@ -28,7 +28,13 @@ from coaching_shared.mongo import IndexSpec, clear_outboxes, insert_new
 
 
 class PublishOnce:
-    """A ledger of event ids being or having been published, one row per event."""
+    """A ledger of event ids being or having been published.
+
+    Two rows per event, both inserts (cheaper than updates on every MongoDB-wire server,
+    and much cheaper on FerretDB, which commits each updated document on its own): the
+    admission (`event_id`) when a writer takes the event, a mark (`published|event_id`) once
+    the broker acknowledged it.
+    """
 
     def __init__(self, ledger: AsyncCollection) -> None:
         self.ledger = ledger
@@ -36,12 +42,11 @@ class PublishOnce:
     @staticmethod
     def indexes(collection: str) -> list[IndexSpec]:
         return [IndexSpec(collection, [("tenant_id", 1), ("event_id", 1)], unique=True),
-                IndexSpec(collection, [("published", 1), ("admitted_at", 1)], system=True)]
+                IndexSpec(collection, [("admitted_at", 1)], system=True)]
 
     async def forget(self, admitted_before: datetime) -> int:
-        """Drop rows of events published long ago (no TTL indexes on FerretDB)."""
-        result = await self.ledger.delete_many(
-            {"published": True, "admitted_at": {"$lt": admitted_before}})
+        """Drop the rows of events admitted long ago (no TTL indexes on FerretDB)."""
+        result = await self.ledger.delete_many({"admitted_at": {"$lt": admitted_before}})
         return result.deleted_count
 
     async def admit(self, messages: Sequence[EventMessage]) -> tuple[set[str], set[str]]:
@@ -51,22 +56,29 @@ class PublishOnce:
         """
         if not messages:
             return set(), set()
-        rows = [{"tenant_id": m.tenant, "client_id": m.subject, "event_id": m.id,
-                 "published": False, "admitted_at": utc_now()} for m in messages]
+        rows = [self._row(message, message.id) for message in messages]
         admitted = {row["event_id"] for row in await insert_new(self.ledger, rows)}
         refused = {m.id for m in messages} - admitted
         done: set[str] = set()
         if refused:
-            published = await self.ledger.find(
-                {"event_id": {"$in": sorted(refused)}, "published": True},
+            marks = await self.ledger.find(
+                {"event_id": {"$in": sorted(_PUBLISHED + event_id for event_id in refused)}},
                 {"event_id": 1}).to_list()
-            done = {row["event_id"] for row in published}
+            done = {mark["event_id"].removeprefix(_PUBLISHED) for mark in marks}
         return admitted, done
 
-    async def published(self, event_ids: set[str]) -> None:
-        if event_ids:
-            await self.ledger.update_many({"event_id": {"$in": sorted(event_ids)}},
-                                          {"$set": {"published": True}})
+    async def published(self, messages: Sequence[EventMessage]) -> None:
+        """Mark the messages published (the broker acknowledged them)."""
+        await insert_new(self.ledger, [self._row(message, _PUBLISHED + message.id)
+                                       for message in messages])
+
+    @staticmethod
+    def _row(message: EventMessage, event_id: str) -> dict[str, Any]:
+        return {"tenant_id": message.tenant, "client_id": message.subject,
+                "event_id": event_id, "admitted_at": utc_now()}
+
+
+_PUBLISHED = "published|"
 
 
 async def relay_documents(publisher: EventPublisher, collection: AsyncCollection,
@@ -94,7 +106,8 @@ async def relay_documents(publisher: EventPublisher, collection: AsyncCollection
     await publisher.publish([message for event_id, message in unique.items()
                              if event_id in to_publish])
     if once is not None:
-        await once.published(to_publish)
+        await once.published([message for event_id, message in unique.items()
+                              if event_id in to_publish])
     published = [(document["_id"], [entry for entry in document.get("outbox") or ()
                                     if entry["id"] in clearable]) for document in documents]
     await clear_outboxes(collection, [(document_id, entries)

@@ -42,9 +42,10 @@ def create_app(settings: FeedbackSettings | None = None, clock: Clock | None = N
         repository = FeedbackRepository(runtime.db)
         handlers = FeedbackHandlers(repository, runtime.membership, settings, clock, runtime)
         consumer = runtime.consumer
-        consumer.on(ClientEnrolled, handlers.client_enrolled)
+        consumer.on(ClientEnrolled, handlers.client_enrolled,
+                    batch=handlers.client_enrolled_together)
         consumer.on(CoachAssigned, handlers.coach_assigned)
-        consumer.on(GoalSet, handlers.goal_set)
+        consumer.on(GoalSet, handlers.goal_set, batch=handlers.goal_set_together)
         consumer.on(GoalAchieved, handlers.goal_achieved)
         consumer.on(GoalAbandoned, handlers.goal_abandoned)
         consumer.on(CheckInDue, handlers.checkin_due)

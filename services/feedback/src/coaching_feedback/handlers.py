@@ -9,7 +9,7 @@ and Kafka's at-least-once delivery guarantees that every published check-in gets
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -62,7 +62,11 @@ from coaching_feedback.repository import (
     MISSED,
     NO_LEASE,
     OPEN,
+    ClientRef,
     FeedbackRepository,
+    Replan,
+    schedule_change,
+    timezone_change,
 )
 from coaching_feedback.settings import FeedbackSettings
 
@@ -94,6 +98,63 @@ def stored_plan(plan: CheckInPlan) -> dict[str, Any]:
     return plan.model_dump(mode="json")
 
 
+def plan_of(preferences: Mapping[str, Any] | None,
+            settings: FeedbackSettings) -> tuple[CheckInPlan, str]:
+    """The client's stated check-in preferences, else the defaults in their timezone."""
+    preferences = preferences or {}
+    if preferences.get("plan"):
+        return CheckInPlan.model_validate(preferences["plan"]), CLIENT_PLAN
+    return settings.default_plan(preferences.get("timezone", "UTC")), DEFAULT_PLAN
+
+
+def planned_goal(event: GoalSet, plan: CheckInPlan, plan_source: str, planned_at: datetime,
+                 coach_id: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new goal's facts and its check-in schedule (what `plan_schedule` writes)."""
+    try:
+        next_due = first_due(plan, planned_at, event.start_date)
+    except NoSlotAvailable:
+        log.warning("skip windows leave no slot; planning the goal without them")
+        plan = plan.model_copy(update={"skip_windows": ()})
+        next_due = first_due(plan, planned_at, event.start_date)
+    goal = {"client_id": event.client_id, "coach_id": coach_id, "title": event.title,
+            "goal_start": event.start_date.isoformat(),
+            "goal_due": event.due_date.isoformat(),
+            "kpis": [kpi.model_dump(mode="json") for kpi in event.kpis]}
+    schedule = {"status": ACTIVE, "plan": stored_plan(plan), "plan_source": plan_source,
+                "planned_at": planned_at,
+                "origin_at": plan_origin(plan, planned_at, event.start_date),
+                "previous_due_at": None, "next_period": 1, "next_due_at": next_due,
+                "next_review_at": month_start_after(planned_at, plan.timezone),
+                "lease_until": NO_LEASE, "revision": 0}
+    return goal, schedule
+
+
+def plans_to_move(schedules: Sequence[dict[str, Any]],
+                  timezone: str) -> list[tuple[dict[str, Any], CheckInPlan]]:
+    """The active schedules on a default plan in another timezone, with that plan moved to
+    the client's (enrolment) timezone."""
+    moves = []
+    for schedule in schedules:
+        if schedule["status"] != ACTIVE or schedule.get("plan_source") != DEFAULT_PLAN:
+            continue
+        plan = CheckInPlan.model_validate(schedule["plan"])
+        if plan.timezone != timezone:
+            moves.append((schedule, plan.model_copy(update={"timezone": timezone})))
+    return moves
+
+
+def replanned(schedule: dict[str, Any], plan: CheckInPlan, plan_source: str,
+              now: datetime) -> Replan:
+    """What `FeedbackRepository.replan` writes to put a new plan on an active schedule:
+    the next check-in in the new plan from the last one; raises NoSlotAvailable."""
+    origin = schedule.get("previous_due_at") or schedule["origin_at"]
+    next_due = rescheduled_due(plan, origin, schedule["next_due_at"], now)
+    review_at = schedule.get("next_review_at")
+    if review_at is not None:  # the same month's review, at its end in the new timezone
+        review_at = month_start_after(review_at - timedelta(days=1), plan.timezone)
+    return schedule, stored_plan(plan), plan_source, next_due, review_at
+
+
 class ScheduleEnded(Exception):
     """The goal's check-ins have ended; its plan can no longer change."""
 
@@ -112,13 +173,7 @@ async def replan_schedule(repository: FeedbackRepository, schedule: dict[str, An
     for _ in range(REPLAN_ATTEMPTS):
         if schedule["status"] != ACTIVE:
             raise ScheduleEnded(schedule.get("ended_reason") or "ended")
-        origin = schedule.get("previous_due_at") or schedule["origin_at"]
-        next_due = rescheduled_due(plan, origin, schedule["next_due_at"], clock.now())
-        review_at = schedule.get("next_review_at")
-        if review_at is not None:  # the same month's review, at its end in the new timezone
-            review_at = month_start_after(review_at - timedelta(days=1), plan.timezone)
-        updated = await repository.replan(schedule, stored_plan(plan), plan_source, next_due,
-                                          review_at)
+        updated = await repository.replan(*replanned(schedule, plan, plan_source, clock.now()))
         if updated is not None:
             return updated
         # The sweep advanced it or someone else changed it meanwhile: plan from the fresh copy.
@@ -228,17 +283,43 @@ class FeedbackHandlers:
     async def client_enrolled(self, event: ClientEnrolled, context: EventContext) -> None:
         """Keep the client's timezone; goals planned before it (and the coach) were known
         move to it."""
-        await self.repository.remember_timezone(event.tenant_id, event.client_id,
-                                                context.message.id, event.timezone)
-        for schedule in await self.repository.schedules_of(event.tenant_id, event.client_id,
-                                                           ACTIVE):
-            plan = CheckInPlan.model_validate(schedule["plan"])
-            if schedule.get("plan_source") == DEFAULT_PLAN and plan.timezone != event.timezone:
-                await replan_schedule(self.repository, schedule,
-                                      plan.model_copy(update={"timezone": event.timezone}),
-                                      self.clock, DEFAULT_PLAN)
-        if event.coach is not None:
-            await self.adopt_coach(event.tenant_id, event.client_id)
+        await self.client_enrolled_together([(event, context)])
+
+    async def client_enrolled_together(
+            self, events: Sequence[tuple[ClientEnrolled, EventContext]]) -> None:
+        """`client_enrolled` for a wave of enrolments (each another client's): timezones in
+        one write, all their schedules in one read, the default plans moved to the clients'
+        timezones in one write, coaches in one read and one write."""
+        await self.repository.remember_timezones([
+            timezone_change(event.tenant_id, event.client_id, context.message.id,
+                            event.timezone) for event, context in events])
+        clients = [(event.tenant_id, event.client_id) for event, _ in events]
+        # Read after the roster took the enrolments' coaches (the consumer admitted them
+        # first): a schedule planned later re-reads the roster itself (see `goal_set_together`).
+        schedules = await self.repository.schedules_of_clients(clients)
+        timezones = {client: event.timezone
+                     for client, (event, _) in zip(clients, events, strict=True)}
+        now = self.clock.now()
+        moves = {client: [replanned(schedule, plan, DEFAULT_PLAN, now) for schedule, plan
+                          in plans_to_move(schedules[client], timezone)]
+                 for client, timezone in timezones.items()}
+        moving = [client for client, replans in moves.items() if replans]
+        if moving and not await self.repository.replan_each(
+                [replan for client in moving for replan in moves[client]]):
+            # Some schedule changed meanwhile (a sweep advanced it, a plan was stated): those
+            # not moved yet go `client_enrolled`'s way, from a fresh copy.
+            fresh = await self.repository.schedules_of_clients(moving)
+            for client in moving:
+                await self._move_default_plans(fresh[client], timezones[client])
+        await self._adopt_coaches([client for client, (event, _) in zip(clients, events,
+                                                                         strict=True)
+                                   if event.coach is not None], schedules)
+
+    async def _move_default_plans(self, schedules: Sequence[dict[str, Any]],
+                                  timezone: str) -> None:
+        """Goals planned before the client's timezone was known move to it."""
+        for schedule, plan in plans_to_move(schedules, timezone):
+            await replan_schedule(self.repository, schedule, plan, self.clock, DEFAULT_PLAN)
 
     async def coach_assigned(self, event: CoachAssigned, context: EventContext) -> None:
         await self.repository.reassign_coach(event.tenant_id, event.client_id,
@@ -246,46 +327,52 @@ class FeedbackHandlers:
 
     async def goal_set(self, event: GoalSet, context: EventContext) -> None:
         """Plan the goal's check-ins from the client's preferences (or the defaults)."""
-        plan, plan_source = await self.client_plan(event.tenant_id, event.client_id)
+        await self.goal_set_together([(event, context)])
+
+    async def goal_set_together(self, events: Sequence[tuple[GoalSet, EventContext]]) -> None:
+        """`goal_set` for a wave of goals (each another client's): preferences in one read,
+        coaches in one read, all schedules in one `apply_each_once`; then, as `goal_set`
+        does, the clients whose coach was unknown get it if their enrolment came meanwhile."""
+        clients = [(event.tenant_id, event.client_id) for event, _ in events]
+        preferences = await self.repository.preferences_of_clients(clients)
+        unknown = [client for client, (event, _) in zip(clients, events, strict=True)
+                   if not event.coach_id]
+        coaches = await self.membership.coaches_of(unknown) if unknown else {}
         planned_at = self.clock.now()
-        try:
-            next_due = first_due(plan, planned_at, event.start_date)
-        except NoSlotAvailable:
-            log.warning("skip windows leave no slot; planning the goal without them")
-            plan = plan.model_copy(update={"skip_windows": ()})
-            next_due = first_due(plan, planned_at, event.start_date)
-        coach_id = event.coach_id or await self.membership.coach_of(event.tenant_id,
-                                                                    event.client_id)
-        goal = {"client_id": event.client_id, "coach_id": coach_id, "title": event.title,
-                "goal_start": event.start_date.isoformat(),
-                "goal_due": event.due_date.isoformat(),
-                "kpis": [kpi.model_dump(mode="json") for kpi in event.kpis]}
-        schedule = {"status": ACTIVE, "plan": stored_plan(plan), "plan_source": plan_source,
-                    "planned_at": planned_at,
-                    "origin_at": plan_origin(plan, planned_at, event.start_date),
-                    "previous_due_at": None, "next_period": 1, "next_due_at": next_due,
-                    "next_review_at": month_start_after(planned_at, plan.timezone),
-                    "lease_until": NO_LEASE, "revision": 0}
-        await self.repository.plan_schedule(event.tenant_id, event.goal_id, context.message.id,
-                                            goal, schedule)
-        if coach_id is None:
-            # The enrolment may have been handled meanwhile: it fills in schedules that exist
-            # when it runs, this re-read covers the one just written.
-            await self.adopt_coach(event.tenant_id, event.client_id)
+        changes = []
+        coachless = []
+        for client, (event, context) in zip(clients, events, strict=True):
+            plan, plan_source = plan_of(preferences.get(client), self.settings)
+            coach_id = event.coach_id or coaches.get(client)
+            goal, schedule = planned_goal(event, plan, plan_source, planned_at, coach_id)
+            changes.append(schedule_change(event.tenant_id, event.goal_id, context.message.id,
+                                           goal, schedule))
+            if coach_id is None:
+                coachless.append(client)
+        await self.repository.plan_schedules(changes)
+        # The enrolment may have been handled meanwhile: it fills in the schedules that
+        # exist when it runs, this re-read of the roster covers the ones just written.
+        await self._adopt_coaches(coachless)
 
-    async def adopt_coach(self, tenant_id: str, client_id: str) -> None:
-        """Give the client's coach to the schedules planned without one."""
-        coach_id = await self.membership.coach_of(tenant_id, client_id)
-        if coach_id is not None:
-            await self.repository.reassign_coach(tenant_id, client_id, coach_id,
-                                                 only_unassigned=True)
-
-    async def client_plan(self, tenant_id: str, client_id: str) -> tuple[CheckInPlan, str]:
-        """The client's stated check-in preferences, else the defaults in their timezone."""
-        preferences = await self.repository.preferences_of(tenant_id, client_id) or {}
-        if preferences.get("plan"):
-            return CheckInPlan.model_validate(preferences["plan"]), CLIENT_PLAN
-        return self.settings.default_plan(preferences.get("timezone", "UTC")), DEFAULT_PLAN
+    async def _adopt_coaches(
+            self, clients: Sequence[ClientRef],
+            schedules: Mapping[ClientRef, Sequence[dict[str, Any]]] | None = None) -> None:
+        """Give the clients' coaches to their schedules planned without one: coaches in one
+        read, schedules (read now, unless given: read after the coaches were written) in
+        one, one write."""
+        if not clients:
+            return
+        coaches = await self.membership.coaches_of(clients)
+        if not coaches:
+            return
+        if schedules is None:
+            schedules = await self.repository.schedules_of_clients(list(coaches))
+        unassigned: dict[str, list[Any]] = {}
+        for client, coach_id in coaches.items():
+            for schedule in schedules.get(client, ()):
+                if schedule.get("coach_id") is None:
+                    unassigned.setdefault(coach_id, []).append(schedule["_id"])
+        await self.repository.give_unassigned(unassigned)
 
     async def goal_achieved(self, event: GoalAchieved, context: EventContext) -> None:
         await self._end_goal(event.tenant_id, event.goal_id, "achieved", event.achieved_at)

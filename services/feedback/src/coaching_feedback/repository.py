@@ -8,9 +8,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from coaching_shared.events import EventMessage, utc_now
-from coaching_shared.mongo import IndexSpec, apply_once, insert_new, keyed
+from coaching_shared.mongo import (
+    Change,
+    IndexSpec,
+    apply_each_once,
+    apply_once,
+    chunks,
+    insert_new,
+    keyed,
+)
 from coaching_shared.outbox_batch import PublishOnce
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import ReturnDocument, UpdateMany, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -104,6 +112,40 @@ def checkin_key(tenant_id: str, checkin_id: str) -> dict[str, str]:
     return keyed(tenant_id=tenant_id, checkin_id=checkin_id)
 
 
+# A client of a tenant, as the batch reads and writes name them.
+ClientRef = tuple[str, str]
+
+
+# What `replan` takes: the schedule as read, the new plan, its source, the next due and review.
+Replan = tuple[Mapping[str, Any], Mapping[str, Any], str, datetime, datetime | None]
+
+
+def replan_update(schedule: Mapping[str, Any], plan: Mapping[str, Any], plan_source: str,
+                  next_due_at: datetime, next_review_at: datetime | None = None
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The guarded filter and the update of `FeedbackRepository.replan`."""
+    guard = {"_id": schedule["_id"], "revision": schedule["revision"],
+             "next_period": schedule["next_period"], "status": ACTIVE}
+    update = {"$set": {"plan": dict(plan), "plan_source": plan_source,
+                       "next_due_at": next_due_at, "lease_until": NO_LEASE,
+                       **({"next_review_at": next_review_at} if next_review_at else {})},
+              "$inc": {"revision": 1}}
+    return guard, update
+
+
+def timezone_change(tenant_id: str, client_id: str, cause_id: str, timezone: str) -> Change:
+    """The client's timezone from their enrolment, the base of their check-in times."""
+    return Change(preferences_key(tenant_id, client_id), cause_id,
+                  {"$set": {"timezone": timezone}})
+
+
+def schedule_change(tenant_id: str, goal_id: str, cause_id: str, goal: Mapping[str, Any],
+                    schedule: Mapping[str, Any]) -> Change:
+    """Create the goal's schedule once; a repeated GoalSet refreshes the goal's facts."""
+    return Change(schedule_key(tenant_id, goal_id), cause_id,
+                  {"$set": dict(goal), "$setOnInsert": dict(schedule)})
+
+
 class FeedbackRepository:
     def __init__(self, db: AsyncDatabase) -> None:
         self.preferences = db[PREFERENCES]
@@ -120,14 +162,20 @@ class FeedbackRepository:
 
     # -- preferences -----------------------------------------------------------------------
 
-    async def remember_timezone(self, tenant_id: str, client_id: str, cause_id: str,
-                                timezone: str) -> None:
-        """The client's timezone from their enrolment, the base of their check-in times."""
-        await apply_once(self.preferences, preferences_key(tenant_id, client_id), cause_id,
-                         {"$set": {"timezone": timezone}})
+    async def remember_timezones(self, changes: Sequence[Change]) -> None:
+        """Keep the clients' timezones from their enrolments (`timezone_change`s), the base
+        of their check-in times, once per event, in a few round trips for all."""
+        await apply_each_once(self.preferences, changes)
 
     async def preferences_of(self, tenant_id: str, client_id: str) -> dict[str, Any] | None:
         return await self.preferences.find_one(preferences_key(tenant_id, client_id))
+
+    async def preferences_of_clients(self, clients: Sequence[ClientRef]
+                                     ) -> dict[ClientRef, dict[str, Any]]:
+        """`preferences_of` for many clients in one read; clients without any are left out."""
+        ids = [preferences_key(tenant_id, client_id)["_id"] for tenant_id, client_id in clients]
+        found = await self.preferences.find({"_id": {"$in": ids}}).to_list()
+        return {(document["tenant_id"], document["client_id"]): document for document in found}
 
     async def save_preferences(self, tenant_id: str, client_id: str,
                                plan: Mapping[str, Any]) -> None:
@@ -137,11 +185,10 @@ class FeedbackRepository:
 
     # -- schedules -------------------------------------------------------------------------
 
-    async def plan_schedule(self, tenant_id: str, goal_id: str, cause_id: str,
-                            goal: Mapping[str, Any], schedule: Mapping[str, Any]) -> None:
-        """Create the goal's schedule once; a repeated GoalSet refreshes the goal's facts."""
-        await apply_once(self.schedules, schedule_key(tenant_id, goal_id), cause_id,
-                         {"$set": dict(goal), "$setOnInsert": dict(schedule)})
+    async def plan_schedules(self, changes: Sequence[Change]) -> None:
+        """Create each goal's schedule once (`schedule_change`s; a repeated GoalSet refreshes
+        the goal's facts), in a few round trips for all."""
+        await apply_each_once(self.schedules, changes)
 
     async def end_schedule(self, tenant_id: str, goal_id: str, reason: str,
                            ended_at: datetime) -> bool:
@@ -152,15 +199,20 @@ class FeedbackRepository:
                       "lease_until": NO_LEASE}})
         return result.modified_count == 1
 
-    async def reassign_coach(self, tenant_id: str, client_id: str, coach_id: str,
-                             only_unassigned: bool = False) -> None:
-        """Later check-in events name the client's new coach; `only_unassigned` gives one to
-        the schedules planned before the coach was known (goals and enrolments travel on
-        different streams, so a GoalSet may be handled before its client's enrolment)."""
-        query: dict[str, Any] = {"tenant_id": tenant_id, "client_id": client_id}
-        if only_unassigned:
-            query["coach_id"] = None
-        await self.schedules.update_many(query, {"$set": {"coach_id": coach_id}})
+    async def reassign_coach(self, tenant_id: str, client_id: str, coach_id: str) -> None:
+        """Later check-in events name the client's new coach."""
+        await self.schedules.update_many({"tenant_id": tenant_id, "client_id": client_id},
+                                         {"$set": {"coach_id": coach_id}})
+
+    async def give_unassigned(self, schedule_ids: Mapping[str, Sequence[Any]]) -> None:
+        """Give each coach the schedules named for them (by `_id`) that still have none,
+        in one bulk write (schedules planned before their client's coach was known: goals and
+        enrolments travel on different streams, so a GoalSet may come first)."""
+        operations = [UpdateMany({"_id": {"$in": list(ids)}, "coach_id": None},
+                                 {"$set": {"coach_id": coach_id}})
+                      for coach_id, ids in schedule_ids.items() if ids]
+        for part in chunks(operations):
+            await self.schedules.bulk_write(list(part), ordered=False)
 
     async def schedule(self, tenant_id: str, goal_id: str) -> dict[str, Any] | None:
         return await self.schedules.find_one(schedule_key(tenant_id, goal_id))
@@ -172,6 +224,21 @@ class FeedbackRepository:
             query["status"] = status
         return await self.schedules.find(query).sort("goal_id", 1).to_list()
 
+    async def schedules_of_clients(self, clients: Sequence[ClientRef]
+                                   ) -> dict[ClientRef, list[dict[str, Any]]]:
+        """Every schedule (any status) of each of the clients, by goal id, in one read."""
+        wanted = set(clients)
+        found = await self.schedules.find(
+            {"tenant_id": {"$in": sorted({tenant_id for tenant_id, _ in wanted})},
+             "client_id": {"$in": sorted({client_id for _, client_id in wanted})}}
+        ).sort("goal_id", 1).to_list()
+        schedules: dict[ClientRef, list[dict[str, Any]]] = {client: [] for client in clients}
+        for document in found:
+            client = (document["tenant_id"], document["client_id"])
+            if client in wanted:
+                schedules[client].append(document)
+        return schedules
+
     async def replan(self, schedule: Mapping[str, Any], plan: Mapping[str, Any],
                      plan_source: str, next_due_at: datetime,
                      next_review_at: datetime | None = None) -> dict[str, Any] | None:
@@ -181,14 +248,19 @@ class FeedbackRepository:
         its advance; the period guard makes a change computed before an advance give up; the
         lease is dropped so the next sweep sees the new plan at once.
         """
-        return await self.schedules.find_one_and_update(
-            {"_id": schedule["_id"], "revision": schedule["revision"],
-             "next_period": schedule["next_period"], "status": ACTIVE},
-            {"$set": {"plan": dict(plan), "plan_source": plan_source,
-                      "next_due_at": next_due_at, "lease_until": NO_LEASE,
-                      **({"next_review_at": next_review_at} if next_review_at else {})},
-             "$inc": {"revision": 1}},
-            return_document=ReturnDocument.AFTER)
+        guard, update = replan_update(schedule, plan, plan_source, next_due_at, next_review_at)
+        return await self.schedules.find_one_and_update(guard, update,
+                                                        return_document=ReturnDocument.AFTER)
+
+    async def replan_each(self, replans: Sequence[Replan]) -> bool:
+        """`replan` for many schedules in one bulk write; True if every one of them was
+        changed, False if some changed meanwhile (their guard missed; see `replan`)."""
+        operations = [UpdateOne(*replan_update(*replan)) for replan in replans]
+        modified = 0
+        for part in chunks(operations):
+            modified += (await self.schedules.bulk_write(list(part), ordered=False)
+                         ).modified_count
+        return modified == len(operations)
 
     async def flag_risk(self, tenant_id: str, signal_id: str, cause_id: str,
                         risk: Mapping[str, Any], event: EventMessage) -> dict[str, Any] | None:
