@@ -89,8 +89,8 @@ PERSONAL_COLLECTIONS = [PREFERENCES, SCHEDULES, CHECKINS, REFLECTIONS, REVIEWS, 
 
 
 @dataclass(frozen=True)
-class LeasedTransition:
-    """One claimed document's guarded change plus the events it emits (a sweep's output)."""
+class Transition:
+    """One due document's guarded change plus the events it emits (a sweep's output)."""
 
     document_id: Any
     guard: Mapping[str, Any]
@@ -294,38 +294,49 @@ class FeedbackRepository:
         """
         now = utc_now()
         claimable = {**due, "lease_until": {"$lte": now}}
-        candidates = await collection.find(claimable, {"_id": 1}).sort(
-            sort_field, 1).limit(batch).to_list()
-        if not candidates:
+        ids = [candidate["_id"] for candidate in
+               await self.due(collection, due, sort_field, batch, {"_id": 1})]
+        if not ids:
             return []
-        ids = [candidate["_id"] for candidate in candidates]
         await collection.update_many({**claimable, "_id": {"$in": ids}},
                                      {"$set": {"lease_owner": owner, "lease_until": now + lease}})
         return await collection.find({"_id": {"$in": ids}, "lease_owner": owner}).to_list()
 
-    async def apply_transitions(self, collection: AsyncCollection,
-                                transitions: Sequence[LeasedTransition],
-                                outbox_lease: timedelta) -> int:
-        """Write each claimed document's change and outgoing events in one single-document
+    async def due(self, collection: AsyncCollection, due: Mapping[str, Any], sort_field: str,
+                  batch: int, projection: Mapping[str, Any] | None = None
+                  ) -> list[dict[str, Any]]:
+        """Up to `batch` documents matching `due` that nobody holds a lease on, earliest
+        first."""
+        return await collection.find({**due, "lease_until": {"$lte": utc_now()}},
+                                     projection).sort(sort_field, 1).limit(batch).to_list()
+
+    async def take_transitions(self, collection: AsyncCollection,
+                               transitions: Sequence[Transition], owner: str,
+                               outbox_lease: timedelta) -> int:
+        """Write each due document's change and outgoing events in one single-document
         update per document, all in one bulk round trip; returns how many were written.
 
-        Guards (lease owner, revision, period, status) make a stale claimer's write miss.
+        The write is the claim: its guards (no lease held, and the transition's own: revision,
+        period, status) let one writer of several that read the same document through, and
+        it marks the document `owner`'s, so each writer relays only what it wrote.
         """
         if not transitions:
             return 0
-        outbox_until = utc_now() + outbox_lease
+        now = utc_now()
+        outbox_until = now + outbox_lease
         operations = []
         for transition in transitions:
             update = {operator: dict(fields) for operator, fields in transition.update.items()}
+            changes = update.setdefault("$set", {})
+            changes.update(lease_owner=owner, lease_until=NO_LEASE)
             if transition.outbox:
-                update.setdefault("$set", {}).update(outbox_pending=True,
-                                                     outbox_lease_until=outbox_until)
+                changes.update(outbox_pending=True, outbox_lease_until=outbox_until)
                 # $addToSet: two writers racing with the same (deterministic) event add
                 # one entry, not two.
                 update["$addToSet"] = {"outbox": {"$each": [m.to_document()
                                                             for m in transition.outbox]}}
-            operations.append(UpdateOne({"_id": transition.document_id, **transition.guard},
-                                        update))
+            operations.append(UpdateOne({"_id": transition.document_id, **transition.guard,
+                                         "lease_until": {"$lte": now}}, update))
         result = await collection.bulk_write(operations, ordered=False)
         return result.modified_count
 

@@ -4,13 +4,15 @@ No timer in memory decides anything: the schedules and check-ins in MongoDB are 
 and every replica runs the same sweep over them.
 
 One sweep round, for a batch of due documents:
-1. claim: one `update_many` leases the batch; each document's claim is its own atomic
-   update filtered on "due" and "lease expired", so a document goes to one replica only;
-2. transition: one bulk write of single-document updates, each advancing the schedule to its
-   next period (or marking the check-in missed) *and* pushing the outgoing events into the
-   document's outbox, guarded by lease owner, revision and period, so a stale claimer's write
-   (its lease ran out and another replica took over) changes nothing;
-3. relay: the outboxes of the batch are published pipelined and cleared.
+1. read: the earliest due documents that nobody holds a lease on (review rounds and a crashed
+   replica's claims hold leases);
+2. transition, which is also the claim: one bulk write of single-document updates, each
+   advancing the schedule to its next period (or marking the check-in missed) *and* pushing
+   the outgoing events into the document's outbox, guarded by "no lease held" and the
+   revision and period it was computed from, so of replicas that read the same document one
+   writes and the others miss; the winner marks the document as its own;
+3. relay: the outboxes this round wrote are published pipelined and cleared (the publish-once
+   ledger keeps a racing outbox sweep from publishing an entry at the same time).
 
 Event ids derive from goal and period (or check-in), so a crash between steps 2 and 3 (the
 outbox sweep relays later) or a replayed batch never yields a second, different event. After
@@ -23,6 +25,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,10 +52,9 @@ from coaching_feedback.repository import (
     ACTIVE,
     ENDED,
     MISSED,
-    NO_LEASE,
     OPEN,
     FeedbackRepository,
-    LeasedTransition,
+    Transition,
 )
 from coaching_feedback.settings import FeedbackSettings
 
@@ -61,19 +63,20 @@ LEDGER_KEPT = timedelta(days=1)
 LEDGER_TRIM_SECONDS = 3600.0
 
 
-def schedule_advance(schedule: dict[str, Any], owner: str, now: datetime,
-                     settings: FeedbackSettings) -> LeasedTransition:
-    """The claimed schedule's move past every period due by `now`, with its CheckInDue events."""
-    guard = {"lease_owner": owner, "revision": schedule["revision"],
-             "next_period": schedule["next_period"], "status": ACTIVE}
+def schedule_advance(schedule: dict[str, Any], now: datetime,
+                     settings: FeedbackSettings) -> Transition:
+    """The due schedule's move past every period due by `now`, with its CheckInDue events;
+    guarded by the revision and period it was computed from."""
+    guard = {"revision": schedule["revision"], "next_period": schedule["next_period"],
+             "status": ACTIVE}
     try:
         plan = CheckInPlan.model_validate(schedule["plan"])
         due_times, next_due = fallen_due(plan, schedule["next_due_at"], now,
                                          settings.scheduler_max_catch_up)
     except NoSlotAvailable:
         log.warning("schedule has no slot left; ending it")
-        return LeasedTransition(schedule["_id"], guard, {"$set": {
-            "status": ENDED, "ended_reason": "no_slot", "lease_until": NO_LEASE}}, [])
+        return Transition(schedule["_id"], guard, {"$set": {
+            "status": ENDED, "ended_reason": "no_slot"}}, [])
     tenant_id, goal_id = schedule["tenant_id"], schedule["goal_id"]
     events = []
     for offset, due_at in enumerate(due_times):
@@ -87,15 +90,15 @@ def schedule_advance(schedule: dict[str, Any], owner: str, now: datetime,
         events.append(EventMessage.wrap(
             due, SOURCE, event_id=checkin_due_event_id(tenant_id, goal_id, period),
             time=due_at))
-    changes: dict[str, Any] = {"next_due_at": next_due, "lease_until": NO_LEASE,
+    changes: dict[str, Any] = {"next_due_at": next_due,
                                "next_period": schedule["next_period"] + len(due_times)}
     if due_times:
         changes["previous_due_at"] = due_times[-1]
-    return LeasedTransition(schedule["_id"], guard, {"$set": changes}, events)
+    return Transition(schedule["_id"], guard, {"$set": changes}, events)
 
 
-def checkin_missed(checkin: dict[str, Any], owner: str, now: datetime) -> LeasedTransition:
-    """The claimed check-in's grace period is over: it is missed, with CheckInMissed."""
+def checkin_missed(checkin: dict[str, Any], now: datetime) -> Transition:
+    """The open check-in's grace period is over: it is missed, with CheckInMissed."""
     missed = CheckInMissed(tenant_id=checkin["tenant_id"], client_id=checkin["client_id"],
                            checkin_id=checkin["checkin_id"], goal_id=checkin["goal_id"],
                            period=checkin["period"], due_at=checkin["due_at"],
@@ -103,9 +106,8 @@ def checkin_missed(checkin: dict[str, Any], owner: str, now: datetime) -> Leased
     message = EventMessage.wrap(missed, SOURCE,
                                 event_id=derived_event_id(checkin["checkin_id"], "missed"),
                                 time=checkin["respond_by"])
-    return LeasedTransition(checkin["_id"], {"lease_owner": owner, "status": OPEN},
-                            {"$set": {"status": MISSED, "missed_at": now,
-                                      "lease_until": NO_LEASE}}, [message])
+    return Transition(checkin["_id"], {"status": OPEN},
+                      {"$set": {"status": MISSED, "missed_at": now}}, [message])
 
 
 class CheckInScheduler:
@@ -123,19 +125,18 @@ class CheckInScheduler:
         self._task: asyncio.Task[None] | None = None
 
     async def publish_due_checkins(self) -> int:
-        """One round of the due sweep; returns how many schedules it claimed."""
+        """One round of the due sweep; returns how many schedules were due."""
         now = self.clock.now()
         return await self._sweep(
             self.repository.schedules, {"status": ACTIVE, "next_due_at": {"$lte": now}},
-            "next_due_at", lambda document, owner: schedule_advance(document, owner, now,
-                                                                   self.settings))
+            "next_due_at", lambda document: schedule_advance(document, now, self.settings))
 
     async def publish_missed_checkins(self) -> int:
-        """One round of the missed sweep; returns how many check-ins it claimed."""
+        """One round of the missed sweep; returns how many check-ins were due."""
         now = self.clock.now()
         return await self._sweep(
             self.repository.checkins, {"status": OPEN, "respond_by": {"$lt": now}},
-            "respond_by", lambda document, owner: checkin_missed(document, owner, now))
+            "respond_by", lambda document: checkin_missed(document, now))
 
     async def close_due_rounds(self) -> int:
         """Close the 360 rounds whose deadline passed; returns how many were claimed.
@@ -173,26 +174,28 @@ class CheckInScheduler:
         return len(claimed)
 
     async def _sweep(self, collection: AsyncCollection, due: dict[str, Any], sort_field: str,
-                     transition_of: Any) -> int:
+                     transition_of: Callable[[dict[str, Any]], Transition]) -> int:
+        """Read a batch of due documents, write their transitions (the write is the claim),
+        relay what this round wrote; returns how many were due."""
         owner = uuid.uuid4().hex
-        claimed = await self.repository.claim(collection, due, sort_field, owner, self._lease,
+        documents = await self.repository.due(collection, due, sort_field,
                                               self.settings.scheduler_batch_size)
-        if not claimed:
+        if not documents:
             return 0
-        transitions = [transition_of(document, owner) for document in claimed]
+        transitions = [transition_of(document) for document in documents]
         written = 0
         for part in chunks(transitions):
-            written += await self.repository.apply_transitions(collection, part,
-                                                               self._outbox_lease)
-        # Only what this round still holds: a document another replica took over meanwhile
-        # is that replica's to relay.
+            written += await self.repository.take_transitions(collection, part, owner,
+                                                              self._outbox_lease)
+        # Only what this round wrote: a document another replica took meanwhile is that
+        # replica's to relay.
         published = await relay_documents(self.publisher, collection,
                                           [t.document_id for t in transitions],
                                           still={"lease_owner": owner},
                                           once=self.repository.publish_once)
-        log.info("sweep of %s: claimed %d, changed %d, published %d event(s)",
-                 collection.name, len(claimed), written, published)
-        return len(claimed)
+        log.info("sweep of %s: due %d, changed %d, published %d event(s)",
+                 collection.name, len(documents), written, published)
+        return len(documents)
 
     async def run_once(self) -> int:
         """Every sweep once; returns the documents claimed (0 when nothing was due)."""
