@@ -7,8 +7,9 @@ FerretDB 1.24 as released reads, then writes the whole document back, and lost o
 concurrent claims in 27 of 30 rounds here; the build in deploy/local applies
 ferretdb-serialize-writes.patch. These tests fail without it.
 
-Lookups that pin `_id` next to other conditions, or an `_id` prefix, answer exactly what
-MongoDB answers (our FerretDB build reads them through the `_id` index:
+Lookups that pin `_id` next to other conditions, list ids or give an `_id` prefix, and
+equalities with strings and booleans, answer exactly what MongoDB answers (our FerretDB build
+reads the former through the `_id` index and lets SQLite select rows for the latter:
 ferretdb-use-id-index.patch; the handler still applies the whole filter).
 """
 
@@ -121,3 +122,50 @@ async def test_an_id_prefix_finds_exactly_the_documents_under_it(
     # A regex that is not a plain prefix still means what it says.
     found = await goals.find({"_id": {"$regex": "^acme\\|client.1\\|"}}).to_list()
     assert {document["client_id"] for document in found} == {"client-1", "client.1"}
+
+
+async def test_a_list_of_ids_finds_exactly_those_documents(
+        mongo: AsyncMongoClient, database_name: str) -> None:
+    roster = mongo[database_name]["roster"]
+    await roster.insert_many([{"_id": key_id("acme", f"c-{n}"), "n": n, "even": n % 2 == 0}
+                              for n in range(10)]
+                             + [{"_id": 7, "n": 70}, {"_id": ObjectId(), "n": 80}])
+    wanted = [key_id("acme", f"c-{n}") for n in (1, 4, 9)] + [key_id("acme", "absent")]
+    found = await roster.find({"_id": {"$in": wanted}}).to_list()
+    assert sorted(document["n"] for document in found) == [1, 4, 9]
+    found = await roster.find({"_id": {"$in": wanted}, "even": True}).to_list()
+    assert [document["n"] for document in found] == [4]
+    found = await roster.find({"_id": {"$in": [*wanted, 7]}}).to_list()  # mixed id types
+    assert sorted(document["n"] for document in found) == [1, 4, 9, 70]
+    assert await roster.find({"_id": {"$in": []}}).to_list() == []
+    changed = await roster.update_many({"_id": {"$in": wanted}}, {"$set": {"seen": True}})
+    assert changed.modified_count == 3
+    deleted = await roster.delete_many({"_id": {"$in": wanted}, "even": False})
+    assert deleted.deleted_count == 2
+
+
+async def test_equality_with_a_string_or_boolean_matches_as_in_mongodb(
+        mongo: AsyncMongoClient, database_name: str) -> None:
+    """Our build lets SQLite pick the rows of such conditions; arrays holding the value,
+    values JSON writes with escapes, and missing fields must come out as MongoDB says."""
+    things = mongo[database_name]["things"]
+    await things.insert_many([
+        {"_id": 1, "status": "active", "pending": True},
+        {"_id": 2, "status": ["draft", "active"], "pending": [False, True]},
+        {"_id": 3, "status": "a<b & \"c\"", "pending": False},
+        {"_id": 4, "status": "ünïcode", "pending": 1},
+        {"_id": 5},
+        {"_id": 6, "status": {"nested": "active"}, "pending": "true"}])
+
+    async def ids(query: dict) -> list:
+        return sorted(document["_id"] for document in await things.find(query).to_list())
+
+    assert await ids({"status": "active"}) == [1, 2]
+    assert await ids({"pending": True}) == [1, 2]
+    assert await ids({"pending": False}) == [2, 3]
+    assert await ids({"status": "a<b & \"c\""}) == [3]
+    assert await ids({"status": "ünïcode"}) == [4]
+    assert await ids({"status": "active", "pending": True}) == [1, 2]
+    assert await ids({"status": "active", "pending": False}) == [2]
+    assert await ids({"pending": "true"}) == [6]
+    assert (await things.update_many({"pending": True}, {"$set": {"seen": 1}})).modified_count == 2
