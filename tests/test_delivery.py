@@ -19,7 +19,13 @@ from pathlib import Path
 import pytest
 from coaching_shared.events import dead_letter_topic, topic_name
 from coaching_shared.messaging import EventContext, EventPublisher, create_broker
-from coaching_shared.mongo import apply_once, ensure_indexes, outbox_index
+from coaching_shared.mongo import (
+    DEFAULT_OUTBOX_LEASE,
+    apply_once,
+    configure_outbox_lease,
+    ensure_indexes,
+    outbox_index,
+)
 from coaching_shared.outbox import OutboxRelay
 from faststream.kafka import KafkaBroker
 from support.kafka_tools import TopicReader, eventually, headers_of, publish_events, publish_raw
@@ -167,9 +173,12 @@ async def test_outbox_event_survives_crash_between_write_and_publish(settings, i
     outgoing = tally(TallyRecorded(tenant_id="acme", client_id="c-7", amount=3))
     # The state change and its event land in one write; then the writer "crashes": it never
     # gets to publish. A short lease lets the sweep take over quickly.
-    await apply_once(db[TALLIES], {"tenant_id": "acme", "client_id": "c-7"}, "cause-7",
-                     {"$inc": {"count": 3}}, outbox=[outgoing],
-                     outbox_lease=timedelta(seconds=0.5))
+    configure_outbox_lease(timedelta(seconds=0.5))
+    try:
+        await apply_once(db[TALLIES], {"tenant_id": "acme", "client_id": "c-7"}, "cause-7",
+                         {"$inc": {"count": 3}}, outbox=[outgoing])
+    finally:
+        configure_outbox_lease(DEFAULT_OUTBOX_LEASE)
 
     # A restarted service: new broker, new relay over the same collection.
     broker = await _started_broker(settings)

@@ -251,19 +251,18 @@ class EventConsumer:
         were fetched, so no two events of a client race for the same documents. The batch
         goes in waves: the first record of every client, then the second, and so on; within
         a wave every record is another client's, so events of a type with a batch handler
-        are applied together and the others concurrently. The batch scope ends (the batch's
-        outbox entries are published) before this returns and the batch is acknowledged. If
-        anything escapes, the rest of the batch is cancelled and the whole batch is fetched
-        again (handlers apply each event once).
+        are applied together and the others concurrently. Each wave runs in the batch scope
+        (its outgoing events are published together when it ends), so a client's outgoing
+        events leave in the order of its incoming ones, and all before this returns and the
+        batch is acknowledged. If anything escapes, the rest of the batch is cancelled and
+        the whole batch is fetched again (handlers apply each event once).
         """
         by_client: dict[bytes | None, list[ConsumerRecord]] = {}
         for record in records:
             by_client.setdefault(record.key, []).append(record)
-        waves = [[record for record in wave if record is not None]
-                 for wave in itertools.zip_longest(*by_client.values())]
-        async with self._batch_scope():
-            for wave in waves:
-                await self._handle_wave(wave)
+        for wave in itertools.zip_longest(*by_client.values()):
+            async with self._batch_scope():
+                await self._handle_wave([record for record in wave if record is not None])
 
     async def _handle_wave(self, records: Sequence[ConsumerRecord]) -> None:
         """Handle records of distinct clients: batch routes together, the others each alone."""

@@ -31,6 +31,16 @@ OUTBOX_FIELDS = ("outbox", "outbox_pending", "outbox_lease_until")
 # every bulk write goes in chunks below that.
 BULK_WRITE_LIMIT = 99
 DUPLICATE_KEY = 11000
+# How long a writer owns the outbox entries it writes before the sweep of any replica
+# publishes them; set at start-up from the service's OUTBOX_LEASE_SECONDS.
+DEFAULT_OUTBOX_LEASE = timedelta(seconds=30)
+_outbox_lease = DEFAULT_OUTBOX_LEASE
+
+
+def configure_outbox_lease(lease: timedelta) -> None:
+    """Set how long writers own their fresh outbox entries (once, at start-up)."""
+    global _outbox_lease
+    _outbox_lease = lease
 
 
 def chunks(items: Sequence[Any], size: int = BULK_WRITE_LIMIT) -> list[Sequence[Any]]:
@@ -109,7 +119,6 @@ async def ensure_indexes(db: AsyncDatabase, specs: Sequence[IndexSpec]) -> None:
 
 async def apply_once(collection: AsyncCollection, key: Mapping[str, Any], cause_id: str,
                      update: Mapping[str, Any], *, outbox: Sequence[EventMessage] = (),
-                     outbox_lease: timedelta = timedelta(seconds=10),
                      create: bool = True) -> dict[str, Any] | None:
     """Apply `update` to one document unless the cause (event or request id) already was.
 
@@ -123,7 +132,7 @@ async def apply_once(collection: AsyncCollection, key: Mapping[str, Any], cause_
     With `create=False` the document must exist already (an update of something that may have
     been erased meanwhile must not bring it back); None then also means "not there".
     """
-    guarded, full_update = _guarded_update(key, cause_id, update, outbox, outbox_lease)
+    guarded, full_update = _guarded_update(key, cause_id, update, outbox)
     try:
         document = await collection.find_one_and_update(guarded, full_update, upsert=create,
                                                         return_document=ReturnDocument.AFTER)
@@ -136,8 +145,7 @@ async def apply_once(collection: AsyncCollection, key: Mapping[str, Any], cause_
 
 
 def _guarded_update(key: Mapping[str, Any], cause_id: str, update: Mapping[str, Any],
-                    outbox: Sequence[EventMessage], outbox_lease: timedelta
-                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+                    outbox: Sequence[EventMessage]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The filter and update of `apply_once`: the change, the cause marked applied and the
     outbox entries, guarded by "cause not yet applied"."""
     guarded = {**key, "applied_events": {"$ne": cause_id}}
@@ -145,7 +153,7 @@ def _guarded_update(key: Mapping[str, Any], cause_id: str, update: Mapping[str, 
     push = full_update.setdefault("$push", {})
     push["applied_events"] = {"$each": [cause_id], "$slice": -APPLIED_EVENTS_KEPT}
     if outbox:
-        flags = _outbox_fields(outbox, outbox_lease)
+        flags = _outbox_fields(outbox)
         push["outbox"] = {"$each": flags.pop("outbox")}
         full_update.setdefault("$set", {}).update(flags)
     return guarded, full_update
@@ -162,8 +170,7 @@ class Change:
 
 
 async def apply_each_once(collection: AsyncCollection, changes: Sequence[Change], *,
-                          outbox_lease: timedelta = timedelta(seconds=10),
-                          create: bool = True) -> list[dict[str, Any] | None]:
+                               create: bool = True) -> list[dict[str, Any] | None]:
     """`apply_once` for changes of distinct documents, in a few round trips for all of them.
 
     One read finds which documents exist and which causes they applied; the new documents
@@ -193,15 +200,14 @@ async def apply_each_once(collection: AsyncCollection, changes: Sequence[Change]
                 continue
             fields = {**change.update.get("$setOnInsert", {}), **change.update.get("$set", {})}
             inserts.append((index, new_document(change.key, change.cause_id, fields,
-                                                outbox=change.outbox,
-                                                outbox_lease=outbox_lease)))
+                                                outbox=change.outbox)))
         elif change.cause_id in applied:
             continue
         elif len(applied) >= APPLIED_EVENTS_KEPT + APPLIED_TRIM_SLACK:
             one_by_one.append(index)
         else:
             guarded, full_update = _guarded_update(change.key, change.cause_id, change.update,
-                                                   change.outbox, outbox_lease)
+                                                   change.outbox)
             full_update.pop("$setOnInsert", None)
             updates.append((index, UpdateOne(guarded, full_update)))
             written[index] = {"_id": change.key["_id"], "outbox": full_update["$push"].get(
@@ -219,15 +225,14 @@ async def apply_each_once(collection: AsyncCollection, changes: Sequence[Change]
     for index in sorted(one_by_one):
         change = changes[index]
         written[index] = await apply_once(collection, change.key, change.cause_id,
-                                          change.update, outbox=change.outbox,
-                                          outbox_lease=outbox_lease, create=create)
+                                          change.update, outbox=change.outbox, create=create)
     return written
 
 
-def _outbox_fields(outbox: Sequence[EventMessage], lease: timedelta) -> dict[str, Any]:
+def _outbox_fields(outbox: Sequence[EventMessage]) -> dict[str, Any]:
     """The fields that put events in a document's outbox, leased to their writer."""
     return {"outbox": [message.to_document() for message in outbox], "outbox_pending": True,
-            "outbox_lease_until": utc_now() + lease}
+            "outbox_lease_until": utc_now() + _outbox_lease}
 
 
 async def clear_outboxes(collection: AsyncCollection,
@@ -256,13 +261,12 @@ async def clear_outboxes(collection: AsyncCollection,
 
 
 def new_document(key: Mapping[str, Any], cause_id: str, fields: Mapping[str, Any], *,
-                 outbox: Sequence[EventMessage] = (),
-                 outbox_lease: timedelta = timedelta(seconds=10)) -> dict[str, Any]:
+                 outbox: Sequence[EventMessage] = ()) -> dict[str, Any]:
     """A document created by a cause, for `insert_new`: the key (with its `_id`), the fields,
     the cause marked applied and the events it raises in the outbox."""
     document = {**key, **fields, "applied_events": [cause_id]}
     if outbox:
-        document.update(_outbox_fields(outbox, outbox_lease))
+        document.update(_outbox_fields(outbox))
     return document
 
 

@@ -46,7 +46,13 @@ from coaching_shared.messaging import (
     is_transient,
     provisioned_topics,
 )
-from coaching_shared.mongo import IndexSpec, create_client, ensure_indexes, outbox_index
+from coaching_shared.mongo import (
+    IndexSpec,
+    configure_outbox_lease,
+    create_client,
+    ensure_indexes,
+    outbox_index,
+)
 from coaching_shared.observability import METRICS, configure_logging
 from coaching_shared.outbox import OutboxRelay
 from coaching_shared.problems import (
@@ -259,6 +265,7 @@ def build_service(settings: ServiceSettings, definition: ServiceDefinition) -> F
     publisher = EventPublisher(broker, settings.topic_prefix)
     mongo = create_client(settings)
     db = mongo[settings.database_name]
+    configure_outbox_lease(timedelta(seconds=settings.outbox_lease_seconds))
     relay = OutboxRelay(publisher, [db[name] for name in definition.outbox_collections],
                         sweep_interval=settings.outbox_sweep_seconds,
                         lease=timedelta(seconds=settings.outbox_lease_seconds))
