@@ -56,14 +56,18 @@ def create_app(settings: NotifierSettings | None = None,
                         settings.delivery_backoff_max_seconds),
             lease=timedelta(seconds=settings.delivery_lease_seconds),
             poll_seconds=settings.dispatcher_poll_seconds,
-            concurrency=settings.dispatcher_concurrency, clock=clock)
+            concurrency=settings.dispatcher_concurrency, clock=clock,
+            relay_scope=runtime.relay.deferred)
         handlers = NotifierHandlers(repository, runtime.membership, settings, clock,
                                     dispatcher.wake)
-        runtime.consumer.on(ClientEnrolled, handlers.client_enrolled)
-        runtime.consumer.on(CoachAssigned, handlers.coach_assigned)
+        # Each type also has a batch handler: a wave's events of the type are planned together.
+        runtime.consumer.on(ClientEnrolled, handlers.client_enrolled,
+                            batch=handlers.client_enrolled_together)
+        runtime.consumer.on(CoachAssigned, handlers.coach_assigned,
+                            batch=handlers.coach_assigned_together)
         for model in NOTIFIABLE_EVENTS:
             if model not in (ClientEnrolled, CoachAssigned):
-                runtime.consumer.on(model, handlers.notify)
+                runtime.consumer.on(model, handlers.notify, batch=handlers.notify_together)
         runtime.run_in_background(dispatcher)
         parts["dispatcher"] = dispatcher
 

@@ -25,6 +25,7 @@ from coaching_notifier.domain import (
     webhook_headers,
     webhook_status_retryable,
 )
+from coaching_notifier.grouped import Grouped
 from coaching_notifier.repository import NotifierRepository
 from coaching_notifier.settings import NotifierSettings
 
@@ -137,9 +138,11 @@ class InboxSender:
 
     def __init__(self, repository: NotifierRepository) -> None:
         self._repository = repository
+        # Items of sends that finish while others are being filed are filed together next.
+        self._filing: Grouped[dict[str, Any], None] = Grouped(repository.add_all_to_inbox)
 
     async def send(self, delivery: Mapping[str, Any], now: datetime) -> SendOutcome:
-        await self._repository.add_to_inbox({
+        await self._filing.submit({
             "tenant_id": delivery["tenant_id"], "person_id": delivery["recipient_id"],
             "notification_id": delivery["notification_id"],
             "client_id": delivery["client_id"], "event_type": delivery["event_type"],
@@ -147,4 +150,5 @@ class InboxSender:
         return SendOutcome(True, False, "filed in inbox")
 
     async def close(self) -> None:
-        """Nothing to release: the inbox is the service's own database."""
+        """Stop filing: the inbox is the service's own database, nothing else to release."""
+        await self._filing.close()

@@ -10,6 +10,10 @@ or failing receiver never holds up the Kafka consumer. Every replica runs it:
    retryable failure: back to pending, due after an exponential, jittered backoff;
    permanent failure or attempts used up: mark it failed and queue `NotificationFailed`.
 
+One look at the due deliveries claims as many as there are free slots, in a few round trips
+for all of them; outcomes that finish while another group of outcomes is being written are
+written (and relayed) together next (`Grouped`), each still guarded by its own claim.
+
 Retries and quiet-hour deferrals are just a later `due_at` in MongoDB: they survive
 restarts, and no coroutine sleeps through a backoff.
 """
@@ -20,7 +24,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,7 +43,8 @@ from coaching_notifier.domain import (
     attempt_entry,
     next_step,
 )
-from coaching_notifier.repository import NotifierRepository
+from coaching_notifier.grouped import Grouped
+from coaching_notifier.repository import Finished, NotifierRepository
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,7 @@ SOURCE = "/notifier"
 RECORD_RETRY_SECONDS = 0.5
 Clock = Callable[[], datetime]
 Relay = Callable[[AsyncCollection, dict[str, Any] | None], Awaitable[None]]
+RelayScope = Callable[[], AbstractAsyncContextManager[Any]]
 
 
 def outcome_event(delivery: Mapping[str, Any], status: DeliveryStatus, now: datetime,
@@ -75,10 +82,13 @@ class DeliveryDispatcher:
 
     def __init__(self, repository: NotifierRepository, senders: Mapping[Channel, Sender],
                  relay: Relay, policy: RetryPolicy, *, lease: timedelta,
-                 poll_seconds: float, concurrency: int, clock: Clock) -> None:
+                 poll_seconds: float, concurrency: int, clock: Clock,
+                 relay_scope: RelayScope = nullcontext) -> None:
         self._repository = repository
         self._senders = dict(senders)
         self._relay = relay
+        self._relay_scope = relay_scope  # relays inside it are published together
+        self._outcomes: Grouped[Finished, dict[str, Any] | None] = Grouped(self._record)
         self._policy = policy
         self._lease = lease
         self._poll_seconds = poll_seconds
@@ -104,6 +114,7 @@ class DeliveryDispatcher:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._task = None
         self._sending.clear()
+        await self._outcomes.close()
         for sender in self._senders.values():
             await sender.close()
 
@@ -179,18 +190,25 @@ class DeliveryDispatcher:
             return status
         fields: dict[str, Any] = ({"sent_at": now} if status is DeliveryStatus.SENT
                                   else {"failed_at": now, "reason": outcome.detail})
-        event = outcome_event(delivery, status, now, outcome.detail)
-        document = await self._while_leased(
-            lambda: self._repository.finish_delivery(delivery, status, fields, entry, event),
-            lease_ends)
+        finished = Finished(delivery, status, fields, entry,
+                            outcome_event(delivery, status, now, outcome.detail))
+        document = await self._while_leased(lambda: self._outcomes.submit(finished),
+                                            lease_ends)
         if document is None:
             log.warning("delivery %s was taken over or erased before its outcome was recorded",
                         delivery["notification_id"])
             return None
-        await self._relay(self._repository.deliveries, document)
         log.info("delivery %s %s on %s after %d attempt(s): %s", delivery["notification_id"],
                  status.value, delivery["channel"], attempt, outcome.detail)
         return status
+
+    async def _record(self, finished: Sequence[Finished]) -> list[dict[str, Any] | None]:
+        """Record outcomes (each under its own claim), then relay their events together."""
+        documents = await self._repository.finish_deliveries(finished)
+        async with self._relay_scope():
+            for document in documents:
+                await self._relay(self._repository.deliveries, document)
+        return documents
 
     async def _while_leased(self, write: Callable[[], Awaitable[Any]],
                             lease_ends: float) -> Any:

@@ -11,20 +11,37 @@ A claim is decided by an insert into `delivery_claims`, unique per delivery and 
 not run a guarded find-and-modify as a compare-and-set, so two replicas could both "win" that
 update, but only one of them can insert the claim. The claim number also guards the outcome
 write, so a sender whose lease was taken over records nothing.
+
+The dispatcher claims a round of deliveries at once (one insert of the claims, one read of
+the erasures, one bulk write of the leases) and records outcomes in groups (one bulk write
+of guarded updates): each delivery keeps its own claim, lease and guard, only the round trips
+are shared. FerretDB reads `_id` equality through the primary index but scans for `_id: {$in}`,
+so the (growing) delivery log is never read back with `$in`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import Any
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
-from coaching_shared.events import EventMessage
-from coaching_shared.membership import is_erased
-from coaching_shared.mongo import IndexSpec, apply_once, insert_new, keyed, keyed_under
-from pymongo import ReturnDocument
+from coaching_shared.events import EventMessage, utc_now
+from coaching_shared.membership import TOMBSTONES, member_key
+from coaching_shared.mongo import (
+    APPLIED_EVENTS_KEPT,
+    APPLIED_TRIM_SLACK,
+    IndexSpec,
+    apply_once,
+    chunks,
+    insert_new,
+    keyed,
+    keyed_under,
+    new_document,
+)
+from pymongo import ReturnDocument, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from coaching_notifier.domain import DeliveryStatus
 
@@ -73,13 +90,53 @@ DELIVERY_LOG_FIELDS = {"_id": 0, "notification_id": 1, "cause_event_id": 1, "cau
                        "attempts": 1, "attempt_log": 1, "deferred_until": 1, "reason": 1,
                        "client_id": 1}
 CLAIMABLE = [DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value]
-CLAIM_CANDIDATES = 20  # due deliveries looked at per claim (others may take the first ones)
+# The outbox of a recorded outcome is its writer's to relay for this long, then the sweep's.
+OUTCOME_OUTBOX_LEASE = timedelta(seconds=10)
+# Due deliveries read per look (a sorted scan of the log: the expensive part on FerretDB).
+# The ones not claimed at once are claimed by the next rounds, while the look is recent:
+# a claim is taken on the state read, so one that changed meanwhile is refused or not leased.
+CLAIM_CANDIDATES = 100
+DUE_KEPT_SECONDS = 5.0
 
 
 
 def person_key(tenant_id: str, person_id: str) -> dict[str, str]:
     """A person's contact or preferences, read for every notification: keyed by `_id`."""
     return keyed(tenant_id=tenant_id, person_id=person_id)
+
+
+class Finished(NamedTuple):
+    """A claimed delivery's outcome to record: status, fields, attempt entry, event."""
+
+    delivery: Mapping[str, Any]
+    status: DeliveryStatus
+    fields: dict[str, Any]
+    entry: dict[str, Any]
+    event: EventMessage
+
+
+class ContactSave(NamedTuple):
+    """One cause's change of a person's contact details."""
+
+    tenant_id: str
+    person_id: str
+    cause_id: str
+    contact: dict[str, Any]
+    client_id: str | None  # set for a client's own contact (erased with the client)
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        return {**self.contact, "client_id": self.client_id} if self.client_id else self.contact
+
+
+async def _by_person(collection: AsyncCollection, people: Iterable[tuple[str, str]],
+                     projection: dict[str, Any] | None
+                     ) -> dict[tuple[str, str], dict[str, Any]]:
+    ids = sorted({person_key(tenant_id, person_id)["_id"] for tenant_id, person_id in people})
+    if not ids:
+        return {}
+    found = await collection.find({"_id": {"$in": ids}}, projection).to_list()
+    return {(document["tenant_id"], document["person_id"]): document for document in found}
 
 
 def inbox_key(tenant_id: str, person_id: str, notification_id: str) -> dict[str, str]:
@@ -98,40 +155,128 @@ class NotifierRepository:
         self.inbox = db[INBOX]
         self.claims = db[DELIVERY_CLAIMS]
         self.awaiting = db[AWAITING_CONTACT]
+        # The dispatcher's last look at the due deliveries, not yet claimed (see claim_due).
+        self._due: list[dict[str, Any]] = []
+        self._due_until = 0.0
 
     # -- contacts and preferences ---------------------------------------------------------
 
-    async def hold_for_contact(self, tenant_id: str, client_id: str,
-                               message: EventMessage) -> None:
-        """Keep an event until the client's contact is known (idempotent)."""
-        key = {"tenant_id": tenant_id, "client_id": client_id, "cause_event_id": message.id}
-        try:
-            await self.awaiting.update_one(
-                key, {"$setOnInsert": {"message": message.to_document()}}, upsert=True)
-        except DuplicateKeyError:
-            pass  # held already
+    async def hold_all_for_contact(self, held: Sequence[tuple[str, str, EventMessage]]) -> None:
+        """`hold_for_contact` for many (tenant, client, event) in one write."""
+        documents = [{"tenant_id": tenant_id, "client_id": client_id,
+                      "cause_event_id": message.id, "message": message.to_document()}
+                     for tenant_id, client_id, message in held]
+        for part in chunks(documents):
+            await insert_new(self.awaiting, part)  # one held already is refused, kept
 
-    async def held_for(self, tenant_id: str, client_id: str) -> list[EventMessage]:
-        found = await self.awaiting.find({"tenant_id": tenant_id,
-                                          "client_id": client_id}).to_list()
-        return [EventMessage.from_document(doc["message"]) for doc in found]
+    async def held_for_all(self, clients: Sequence[tuple[str, str]]
+                           ) -> dict[tuple[str, str], list[EventMessage]]:
+        """The events held for each of these (tenant, client) pairs, in one read."""
+        wanted = set(clients)
+        if not wanted:
+            return {}
+        found = await self.awaiting.find({
+            "tenant_id": {"$in": sorted({tenant for tenant, _ in wanted})},
+            "client_id": {"$in": sorted({client for _, client in wanted})}}).to_list()
+        held: dict[tuple[str, str], list[EventMessage]] = {}
+        for document in found:
+            client = (document["tenant_id"], document["client_id"])
+            if client in wanted:
+                held.setdefault(client, []).append(
+                    EventMessage.from_document(document["message"]))
+        return held
 
     async def release_held(self, tenant_id: str, client_id: str, cause_event_id: str) -> None:
         await self.awaiting.delete_one({"tenant_id": tenant_id, "client_id": client_id,
                                         "cause_event_id": cause_event_id})
 
-    async def save_contact(self, tenant_id: str, person_id: str, cause_id: str,
-                           contact: dict[str, Any], *, client_id: str | None) -> None:
-        fields = {**contact, "client_id": client_id} if client_id else contact
-        await apply_once(self.contacts, person_key(tenant_id, person_id), cause_id,
-                         {"$set": fields})
+    async def release_all_held(self, held: Sequence[tuple[str, str, str]]) -> None:
+        """`release_held` for many (tenant, client, cause event id): a delete per tenant."""
+        by_tenant: dict[str, set[tuple[str, str]]] = {}
+        for tenant_id, client_id, cause_event_id in held:
+            by_tenant.setdefault(tenant_id, set()).add((client_id, cause_event_id))
+        for tenant_id, pairs in by_tenant.items():
+            if len(pairs) == 1:
+                (client_id, cause_event_id), = pairs
+                await self.release_held(tenant_id, client_id, cause_event_id)
+                continue
+            # An event id names one event, so one client: the pairs never cross.
+            await self.awaiting.delete_many({
+                "tenant_id": tenant_id,
+                "client_id": {"$in": sorted({client for client, _ in pairs})},
+                "cause_event_id": {"$in": sorted({cause for _, cause in pairs})}})
+
+    async def save_contacts(self, saves: Sequence[ContactSave]) -> None:
+        """`apply_once` of each contact change, in about three round trips for all of them.
+
+        Several changes of one person (a coach named in many enrolments of a wave) become
+        one write that records every cause and sets the fields as applying them in order
+        would. A write whose guard fails (someone changed the contact since it was read),
+        and a contact whose applied-causes list is due for trimming, go `apply_once`'s way.
+        """
+        groups: dict[str, tuple[dict[str, str], list[ContactSave]]] = {}
+        for save in saves:
+            key = person_key(save.tenant_id, save.person_id)
+            groups.setdefault(key["_id"], (key, []))[1].append(save)
+        if not groups:
+            return
+        stored = {document["_id"]: document.get("applied_events", []) for document in
+                  await self.contacts.find({"_id": {"$in": list(groups)}},
+                                           {"applied_events": 1}).to_list()}
+        inserts: list[tuple[list[ContactSave], dict[str, Any]]] = []
+        updates: list[tuple[list[ContactSave], UpdateOne]] = []
+        one_by_one: list[ContactSave] = []
+        for _id, (key, group) in groups.items():
+            applied = stored.get(_id)
+            fresh = [save for save in group if save.cause_id not in (applied or ())]
+            causes = list(dict.fromkeys(save.cause_id for save in fresh))
+            if not causes:
+                continue
+            fields: dict[str, Any] = {}
+            for save in fresh:
+                fields.update(save.fields)
+            if applied is None:
+                document = new_document(key, causes[0], fields)
+                document["applied_events"] = causes
+                inserts.append((fresh, document))
+            elif len(applied) + len(causes) > APPLIED_EVENTS_KEPT + APPLIED_TRIM_SLACK:
+                one_by_one += fresh
+            else:
+                updates.append((fresh, UpdateOne(
+                    {"_id": _id, "applied_events": applied},  # nobody wrote since the read
+                    {"$set": fields, "$push": {"applied_events": {
+                        "$each": causes, "$slice": -APPLIED_EVENTS_KEPT}}})))
+        for part in chunks(inserts):
+            new = {id(document) for document in
+                   await insert_new(self.contacts, [document for _, document in part])}
+            one_by_one += [save for group, document in part if id(document) not in new
+                           for save in group]
+        for part in chunks(updates):
+            result = await self.contacts.bulk_write([update for _, update in part],
+                                                    ordered=False)
+            if result.matched_count < len(part):  # some guard failed: decide one by one
+                one_by_one += [save for group, _ in part for save in group]
+        for save in one_by_one:  # apply_once skips the causes applied meanwhile
+            await apply_once(self.contacts, person_key(save.tenant_id, save.person_id),
+                             save.cause_id, {"$set": save.fields})
 
     async def contact(self, tenant_id: str, person_id: str) -> dict[str, Any] | None:
         return await self.contacts.find_one(person_key(tenant_id, person_id))
 
+    async def contacts_of(self, people: Iterable[tuple[str, str]]
+                          ) -> dict[tuple[str, str], dict[str, Any]]:
+        """The contacts of many (tenant, person) pairs, in one read."""
+        return await _by_person(self.contacts, people, None)
+
     async def preferences(self, tenant_id: str, person_id: str) -> dict[str, Any] | None:
         return await self.preferences_collection.find_one(
             person_key(tenant_id, person_id), {"_id": 0, "preferences": 1})
+
+    async def preferences_of(self, people: Iterable[tuple[str, str]]
+                             ) -> dict[tuple[str, str], dict[str, Any]]:
+        """The stored preferences of many (tenant, person) pairs, in one read."""
+        return await _by_person(self.preferences_collection, people,
+                                {"tenant_id": 1, "person_id": 1, "preferences": 1})
 
     async def save_preferences(self, tenant_id: str, person_id: str, cause_id: str,
                                preferences: dict[str, Any], *, client_id: str | None,
@@ -146,6 +291,15 @@ class NotifierRepository:
         return await self.tenant_defaults_collection.find_one(
             keyed(tenant_id=tenant_id), {"_id": 0, "defaults": 1})
 
+    async def tenant_defaults_of(self, tenant_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The stored defaults of many tenants, in one read."""
+        ids = sorted({keyed(tenant_id=tenant_id)["_id"] for tenant_id in tenant_ids})
+        if not ids:
+            return {}
+        found = await self.tenant_defaults_collection.find(
+            {"_id": {"$in": ids}}, {"_id": 0, "tenant_id": 1, "defaults": 1}).to_list()
+        return {document["tenant_id"]: document for document in found}
+
     async def save_tenant_defaults(self, tenant_id: str, cause_id: str,
                                    defaults: dict[str, Any], now: datetime) -> None:
         await apply_once(self.tenant_defaults_collection,
@@ -154,14 +308,16 @@ class NotifierRepository:
 
     # -- templates ------------------------------------------------------------------------
 
-    async def template_override(self, tenant_id: str, event_type: str,
-                                locales: Sequence[str]) -> dict[str, Any] | None:
-        """The tenant's override for the first locale of the fallback chain that has one."""
+    async def template_overrides_for(self, tenant_ids: Iterable[str], event_types: Iterable[str]
+                                     ) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """Every override of these tenants and event types, by (tenant, type, locale)."""
+        tenants, types = sorted(set(tenant_ids)), sorted(set(event_types))
+        if not tenants or not types:
+            return {}
         found = await self.templates.find(
-            {"tenant_id": tenant_id, "event_type": event_type, "locale": {"$in": list(locales)}},
-            {"_id": 0}).to_list()
-        by_locale = {doc["locale"]: doc for doc in found}
-        return next((by_locale[locale] for locale in locales if locale in by_locale), None)
+            {"tenant_id": {"$in": tenants}, "event_type": {"$in": types}},
+            {"_id": 0, "applied_events": 0}).to_list()
+        return {(doc["tenant_id"], doc["event_type"], doc["locale"]): doc for doc in found}
 
     async def template_overrides(self, tenant_id: str) -> list[dict[str, Any]]:
         cursor = self.templates.find({"tenant_id": tenant_id}, {"_id": 0, "applied_events": 0})
@@ -194,6 +350,17 @@ class NotifierRepository:
         cursor = self.webhooks.find({"tenant_id": tenant_id}).sort("created_at", 1)
         return await cursor.to_list()
 
+    async def webhooks_of_tenants(self, tenant_ids: Iterable[str]
+                                  ) -> dict[str, list[dict[str, Any]]]:
+        """Each tenant's subscriptions (oldest first), in one read."""
+        tenants = sorted(set(tenant_ids))
+        found: dict[str, list[dict[str, Any]]] = {tenant_id: [] for tenant_id in tenants}
+        if tenants:
+            cursor = self.webhooks.find({"tenant_id": {"$in": tenants}}).sort("created_at", 1)
+            for subscription in await cursor.to_list():
+                found[subscription["tenant_id"]].append(subscription)
+        return found
+
     async def rotate_webhook_secrets(self, tenant_id: str, subscription_id: str, cause_id: str,
                                      new_secrets: list[dict[str, Any]],
                                      expected: list[dict[str, Any]]) -> bool:
@@ -212,7 +379,7 @@ class NotifierRepository:
 
     async def plan_deliveries(self, deliveries: Sequence[dict[str, Any]]) -> int:
         """Insert planned deliveries; ones planned before (a redelivery) stay as they are."""
-        return len(await insert_new(self.deliveries, deliveries))
+        return sum([len(await insert_new(self.deliveries, part)) for part in chunks(deliveries)])
 
     async def claim_due(self, now: datetime, lease_until: datetime, lease_token: str,
                         limit: int = 1) -> list[dict[str, Any]]:
@@ -222,53 +389,94 @@ class NotifierRepository:
         The claim counts as an attempt, so a sender that dies mid-send still used one. A
         delivery another replica claimed at the same moment is left to it.
         """
-        due = await self.deliveries.find(
-            {"status": {"$in": CLAIMABLE}, "due_at": {"$lte": now}},
-            {"tenant_id": 1, "client_id": 1, "notification_id": 1, "attempts": 1,
-             "requeues": 1, "due_at": 1}).sort("due_at", 1).limit(
-                 max(CLAIM_CANDIDATES, 2 * limit)).to_list()
         claimed: list[dict[str, Any]] = []
-        for seen in due:
-            if len(claimed) == limit:
-                break
-            if not await self._hold_claim(seen, now, lease_until, lease_token):
-                continue  # another sender claimed it in this state
-            document = await self.deliveries.find_one_and_update(
-                {"_id": seen["_id"], "status": {"$in": CLAIMABLE}, "due_at": seen["due_at"],
-                 "attempts": seen["attempts"]},
-                {"$set": {"status": DeliveryStatus.SENDING.value, "due_at": lease_until,
-                          "lease_token": lease_token},
-                 "$inc": {"attempts": 1}},
-                return_document=ReturnDocument.AFTER)
-            if document is not None:
-                claimed.append(document)
+        looked = False
+        while len(claimed) < limit:
+            if not self._due or time.monotonic() > self._due_until:
+                if looked:
+                    break
+                looked = True
+                # Whole documents: a lease taken as read needs no second read of them.
+                self._due = await self.deliveries.find(
+                    {"status": {"$in": CLAIMABLE}, "due_at": {"$lte": now}}).sort(
+                        "due_at", 1).limit(max(CLAIM_CANDIDATES, 2 * limit)).to_list()
+                self._due_until = time.monotonic() + DUE_KEPT_SECONDS
+                if not self._due:
+                    break
+            take = self._due[:limit - len(claimed)]
+            del self._due[:len(take)]
+            claimed += await self._claim_all(take, now, lease_until, lease_token)
         return claimed
 
-    async def _hold_claim(self, seen: Mapping[str, Any], now: datetime,
-                          lease_until: datetime, lease_token: str) -> bool:
-        """Record a claim of the delivery in the state it was read; False if another sender
-        recorded that claim first. A claim whose claimer died before taking the lease is
-        given up once its lease ran out."""
-        entry = {"tenant_id": seen["tenant_id"], "notification_id": seen["notification_id"],
-                 "claim": f"{seen.get('requeues', 0)}|{seen['attempts']}"}
-        for _ in range(2):
-            try:
-                await self.claims.insert_one({**entry, "client_id": seen["client_id"],
-                                              "lease_token": lease_token,
-                                              "lease_until": lease_until, "claimed_at": now})
-            except DuplicateKeyError:
-                held = await self.claims.find_one(entry)
-                if held is None or held["lease_until"] > now:
-                    return False
-                await self.claims.delete_one({**entry, "lease_token": held["lease_token"]})
+    async def _claim_all(self, seen: Sequence[Mapping[str, Any]], now: datetime,
+                         lease_until: datetime, lease_token: str) -> list[dict[str, Any]]:
+        """Claim these deliveries as read: the claims in one insert, the erasures in one
+        read, the leases in one bulk write; returns the deliveries whose lease we took (as
+        they are now stored)."""
+        held = await self._hold_claims(seen, now, lease_until, lease_token)
+        leases = [(one, UpdateOne(
+            {"_id": one["_id"], "status": {"$in": CLAIMABLE}, "due_at": one["due_at"],
+             "attempts": one["attempts"]},
+            {"$set": {"status": DeliveryStatus.SENDING.value, "due_at": lease_until,
+                      "lease_token": lease_token},
+             "$inc": {"attempts": 1}})) for one in held]
+        claimed: list[dict[str, Any]] = []
+        for part in chunks(leases):
+            result = await self.deliveries.bulk_write([lease for _, lease in part],
+                                                      ordered=False)
+            leased = [{**one, "status": DeliveryStatus.SENDING.value, "due_at": lease_until,
+                       "lease_token": lease_token, "attempts": one["attempts"] + 1}
+                      for one, _ in part]
+            if result.matched_count == len(part):
+                claimed += leased  # each lease was taken on the document as it was read
                 continue
-            # The client may have been offboarded since the delivery was read: the erasure
-            # sets its tombstone before it deletes, so either it or this removes the claim.
-            if await is_erased(self._db, seen["tenant_id"], seen["client_id"]):
+            # Some changed since they were read: ours are those under our lease now (read
+            # one by one: FerretDB reads `_id` equality through the index, `$in` is a scan).
+            for expected in leased:
+                document = await self.deliveries.find_one({"_id": expected["_id"]})
+                if document is not None and all(document.get(name) == expected[name] for name
+                                                 in ("status", "lease_token", "attempts")):
+                    claimed.append(document)
+        return claimed
+
+    async def _hold_claims(self, seen: Sequence[Mapping[str, Any]], now: datetime,
+                           lease_until: datetime, lease_token: str) -> list[Mapping[str, Any]]:
+        """Record a claim of each delivery in the state it was read; returns those whose
+        claim is ours (another sender may have recorded one first). A claim whose claimer
+        died before taking the lease is given up once its lease ran out."""
+        entries = [_claim_entry(one) for one in seen]
+        rows = [{**entry, "client_id": one["client_id"], "lease_token": lease_token,
+                 "lease_until": lease_until, "claimed_at": now}
+                for one, entry in zip(seen, entries, strict=True)]
+        new = {id(row) for row in await insert_new(self.claims, rows)}
+        held = [(one, entry) for one, entry, row in zip(seen, entries, rows, strict=True)
+                if id(row) in new]
+        for one, entry, row in zip(seen, entries, rows, strict=True):
+            if id(row) not in new and await self._take_over_claim(entry, row, now):
+                held.append((one, entry))
+        if not held:
+            return []
+        # The client may have been offboarded since the delivery was read: the erasure
+        # sets its tombstone before it deletes, so either it or this removes the claim.
+        erased = {tombstone["_id"] for tombstone in await self._db[TOMBSTONES].find(
+            {"_id": {"$in": sorted({member_key(one["tenant_id"], one["client_id"])["_id"]
+                                    for one, _ in held})}}, {"_id": 1}).to_list()}
+        kept = []
+        for one, entry in held:
+            if member_key(one["tenant_id"], one["client_id"])["_id"] in erased:
                 await self.claims.delete_one({**entry, "lease_token": lease_token})
-                return False
-            return True
-        return False
+            else:
+                kept.append(one)
+        return kept
+
+    async def _take_over_claim(self, entry: dict[str, Any], row: dict[str, Any],
+                               now: datetime) -> bool:
+        """After our claim was refused: take it over if its claimer's lease ran out."""
+        held = await self.claims.find_one(entry)
+        if held is None or held["lease_until"] > now:
+            return False
+        await self.claims.delete_one({**entry, "lease_token": held["lease_token"]})
+        return bool(await insert_new(self.claims, [dict(row)]))
 
     async def schedule_retry(self, delivery: Mapping[str, Any], due_at: datetime,
                              entry: dict[str, Any]) -> bool:
@@ -279,20 +487,48 @@ class NotifierRepository:
              "$unset": {"lease_token": ""}, "$push": {"attempt_log": entry}})
         return result.modified_count == 1
 
-    async def finish_delivery(self, delivery: Mapping[str, Any], status: DeliveryStatus,
-                              fields: dict[str, Any], entry: dict[str, Any],
-                              outcome_event: EventMessage) -> dict[str, Any] | None:
-        """Mark sent or failed and queue the outcome event, in one write under our lease.
+    async def finish_deliveries(self, finished: Sequence[Finished]
+                                ) -> list[dict[str, Any] | None]:
+        """`finish_delivery` for many, in one bulk write.
 
-        Returns the document (to relay its outbox), or None if the lease was taken over or
-        the delivery was erased meanwhile (offboarding): nothing is then recorded.
+        Each write is guarded by its claim (`_leased`) and records its cause, one per claim
+        (a delivery queued again after failing gets its own outcome). If every guard held,
+        every outcome stands; otherwise each document is read to tell which do (also when
+        this retries a write that landed before).
         """
-        return await apply_once(
-            # One outcome per claim: a delivery queued again after failing gets its own.
-            self.deliveries, _leased(delivery), f"outcome|{delivery['lease_token']}",
-            {"$set": {"status": status.value, **fields}, "$unset": {"lease_token": ""},
-             "$push": {"attempt_log": entry}},
-            outbox=[outcome_event], create=False)
+        if not finished:
+            return []
+        lease_until = utc_now() + OUTCOME_OUTBOX_LEASE
+        updates = []
+        for one in finished:
+            cause = _outcome_cause(one.delivery)
+            updates.append(UpdateOne(
+                {**_leased(one.delivery), "applied_events": {"$ne": cause}},
+                {"$set": {"status": one.status.value, **one.fields, "outbox_pending": True,
+                          "outbox_lease_until": lease_until},
+                 "$unset": {"lease_token": ""},
+                 "$push": {"attempt_log": one.entry,
+                           "applied_events": {"$each": [cause],
+                                              "$slice": -APPLIED_EVENTS_KEPT},
+                           "outbox": {"$each": [one.event.to_document()]}}}))
+        written: list[dict[str, Any] | None] = []
+        for part in chunks(list(zip(finished, updates, strict=True))):
+            result = await self.deliveries.bulk_write([update for _, update in part],
+                                                      ordered=False)
+            if result.matched_count == len(part):  # every outcome recorded as written
+                written += [{"_id": one.delivery["_id"], "outbox": [one.event.to_document()]}
+                            for one, _ in part]
+                continue
+            # Some guard failed (lease taken over, erased, or this retries a write that
+            # landed): the stored document tells, read by `_id` (indexed, unlike `$in`).
+            for one, _ in part:
+                document = await self.deliveries.find_one({"_id": one.delivery["_id"]},
+                                                          {"outbox": 1, "applied_events": 1})
+                recorded = document is not None and _outcome_cause(one.delivery) in (
+                    document.get("applied_events") or ())
+                written.append({"_id": one.delivery["_id"], "outbox": document.get("outbox")
+                                or []} if recorded and document is not None else None)
+        return written
 
     async def delivery_log(self, tenant_id: str, criteria: Mapping[str, Any],
                            limit: int) -> list[dict[str, Any]]:
@@ -326,16 +562,23 @@ class NotifierRepository:
 
     # -- inbox ----------------------------------------------------------------------------
 
-    async def add_to_inbox(self, item: dict[str, Any]) -> None:
-        """File an inbox item once (a second claim of the same delivery finds it there)."""
-        key = inbox_key(item["tenant_id"], item["person_id"], item["notification_id"])
-        try:
-            await self.inbox.update_one(key, {"$setOnInsert": item}, upsert=True)
-        except DuplicateKeyError:
-            pass  # a concurrent insert of the same item won
-        if item.get("client_id") and await is_erased(self._db, item["tenant_id"],
-                                                     item["client_id"]):
-            await self.inbox.delete_one(key)  # offboarded while this was in flight
+    async def add_all_to_inbox(self, items: Sequence[dict[str, Any]]) -> list[None]:
+        """File inbox items once each: one insert, one read of the clients' erasures."""
+        documents = [{**inbox_key(item["tenant_id"], item["person_id"],
+                                  item["notification_id"]), **item} for item in items]
+        for part in chunks(documents):
+            await insert_new(self.inbox, part)  # one filed before stays as it is
+        clients = sorted({member_key(item["tenant_id"], item["client_id"])["_id"]
+                          for item in items if item.get("client_id")})
+        if clients:
+            erased = {tombstone["_id"] for tombstone in await self._db[TOMBSTONES].find(
+                {"_id": {"$in": clients}}, {"_id": 1}).to_list()}
+            for item, document in zip(items, documents, strict=True):
+                if (item.get("client_id") and member_key(
+                        item["tenant_id"], item["client_id"])["_id"] in erased):
+                    # Offboarded while this was in flight.
+                    await self.inbox.delete_one({"_id": document["_id"]})
+        return [None] * len(items)
 
     async def inbox_items(self, tenant_id: str, person_id: str, *, unread_only: bool,
                           limit: int, before: datetime | None) -> list[dict[str, Any]]:
@@ -366,6 +609,17 @@ class NotifierRepository:
             {**keyed_under(tenant_id=tenant_id, person_id=person_id), "read_at": None},
             {"$set": {"read_at": now}})
         return result.modified_count
+
+
+def _outcome_cause(delivery: Mapping[str, Any]) -> str:
+    """The cause an outcome records: one per claim (its lease token)."""
+    return f"outcome|{delivery['lease_token']}"
+
+
+def _claim_entry(seen: Mapping[str, Any]) -> dict[str, Any]:
+    """The claim of a delivery in the state it was read: its requeues and attempts."""
+    return {"tenant_id": seen["tenant_id"], "notification_id": seen["notification_id"],
+            "claim": f"{seen.get('requeues', 0)}|{seen['attempts']}"}
 
 
 def _leased(delivery: Mapping[str, Any]) -> dict[str, Any]:
