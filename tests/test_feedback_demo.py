@@ -7,6 +7,7 @@ schedule planned for a goal, a check-in falling due, the client submitting it ov
 from __future__ import annotations
 
 import sys
+import uuid
 
 import pytest
 from support.infra import REPO_ROOT
@@ -23,7 +24,10 @@ async def test_demo_step_plans_a_schedule_and_submits_a_due_check_in(infra, tmp_
 
     service = ServiceProcess("feedback", {
         "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap_servers,
-        "MONGODB_URL": infra.mongodb_url, "MONGODB_DATABASE": "demo_feedback_test",
+        # A database of its own: a reused server (KAFKA_BOOTSTRAP_SERVERS/MONGODB_URL set)
+        # would hold the last run's schedules under the demo's stable ids.
+        "MONGODB_URL": infra.mongodb_url,
+        "MONGODB_DATABASE": f"demo_feedback_{uuid.uuid4().hex[:8]}",
         "OUTBOX_SWEEP_SECONDS": "0.5", "CLOCK_SPEED": "20160",
         "SCHEDULER_INTERVAL_SECONDS": "0.3"}, tmp_path)
     service.start()

@@ -9,6 +9,7 @@ everywhere.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -23,19 +24,26 @@ from support.processes import SERVICES, ServiceProcess
 pytestmark = pytest.mark.integration
 
 TENANT = "acme"
+# Topics and databases of this run's own: a reused Kafka and database server (the
+# KAFKA_BOOTSTRAP_SERVERS/MONGODB_URL of a developer's `make infra-start`) keep earlier runs'.
+PREFIX = f"skeleton{uuid.uuid4().hex[:8]}."
+
+
+def database_of(service: str) -> str:
+    return f"{PREFIX.rstrip('.')}_{service}"
 
 
 @pytest.fixture(scope="module")
 def platform(infra: Infrastructure, tmp_path_factory) -> Iterator[dict[str, ServiceProcess]]:
     """The four services as separate processes, sharing one topic prefix."""
-    prefix = "skeleton."
     logs = tmp_path_factory.mktemp("service-logs")
     services = {}
     for name in SERVICES:
         services[name] = ServiceProcess(name, {
             "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap_servers,
-            "MONGODB_URL": infra.mongodb_url, "TOPIC_PREFIX": prefix,
-            "MONGODB_DATABASE": f"skeleton_{name}", "OUTBOX_SWEEP_SECONDS": "0.5"}, logs)
+            "MONGODB_URL": infra.mongodb_url, "TOPIC_PREFIX": PREFIX,
+            "MONGODB_DATABASE": database_of(name),
+            "OUTBOX_SWEEP_SECONDS": "0.5"}, logs)
     try:
         for service in services.values():
             service.start()
@@ -100,7 +108,7 @@ async def stored_in_goals(platform, client_id: str) -> list[dict]:
 
 async def test_enrolment_flows_to_goals_through_real_kafka(platform, infra):
     goals = platform["goals"].url
-    await publish_events(infra.kafka_bootstrap_servers, "skeleton.", [enrolment("c-100")])
+    await publish_events(infra.kafka_bootstrap_servers, PREFIX, [enrolment("c-100")])
     assignments = await assigned(platform, "c-100")
     assert sorted(a["instrument_id"] for a in assignments) == ["big-five", "onet-skills",
                                                                "riasec"]
@@ -121,7 +129,7 @@ async def test_enrolment_flows_to_goals_through_real_kafka(platform, infra):
 
     # The event on the wire is a binary-mode CloudEvent keyed by the client.
     completed = "coaching.AssessmentCompleted.v1"
-    async with TopicReader(infra.kafka_bootstrap_servers, "skeleton.coaching.assessment") as r:
+    async with TopicReader(infra.kafka_bootstrap_servers, f"{PREFIX}coaching.assessment") as r:
         records = await r.until(lambda recs: any(
             rec.key == b"c-100" and headers_of(rec)["ce_type"] == completed for rec in recs))
     headers = headers_of(next(rec for rec in records if rec.key == b"c-100"
@@ -140,10 +148,10 @@ async def test_enrolment_flows_to_goals_through_real_kafka(platform, infra):
 
 async def test_redelivered_enrolment_does_not_duplicate(platform, infra):
     event = enrolment("c-200")
-    await publish_events(infra.kafka_bootstrap_servers, "skeleton.", [event, event],
+    await publish_events(infra.kafka_bootstrap_servers, PREFIX, [event, event],
                          ids=["enrol-c-200", "enrol-c-200"])
     assignments = await assigned(platform, "c-200")
-    async with TopicReader(infra.kafka_bootstrap_servers, "skeleton.coaching.assessment") as r:
+    async with TopicReader(infra.kafka_bootstrap_servers, f"{PREFIX}coaching.assessment") as r:
         await r.until(lambda recs: len([rec for rec in recs if rec.key == b"c-200"]) >= 3)
         await r.settle(2)
     assert len([rec for rec in r.records if rec.key == b"c-200"]) == 3
@@ -163,17 +171,18 @@ async def test_redelivered_enrolment_does_not_duplicate(platform, infra):
 
 
 async def test_offboarding_erases_the_client_everywhere(platform, infra, mongo):
-    await publish_events(infra.kafka_bootstrap_servers, "skeleton.", [enrolment("c-300")])
+    await publish_events(infra.kafka_bootstrap_servers, PREFIX, [enrolment("c-300")])
     complete_big_five(platform, "c-300", await assigned(platform, "c-300"))
     await stored_in_goals(platform, "c-300")
     # Offboard while the completion's consequences (suggestions, notifications) may still be
     # in flight: nothing written afterwards may bring the client's data back.
-    await publish_events(infra.kafka_bootstrap_servers, "skeleton.",
+    await publish_events(infra.kafka_bootstrap_servers, PREFIX,
                          [ClientOffboarded(tenant_id=TENANT, client_id="c-300")])
 
     async def erased_everywhere():
         for name in SERVICES:
-            db = mongo[f"skeleton_{name}"]
+            db = mongo[database_of(name)]
+            assert await db.list_collection_names(), f"{name} wrote nothing: wrong database?"
             for collection in await db.list_collection_names():
                 if collection == "erased_clients":
                     continue

@@ -163,7 +163,9 @@ def _guarded_update(key: Mapping[str, Any], cause_id: str, update: Mapping[str, 
 class Change:
     """One cause's change of one keyed document, for `apply_each_once` (see `apply_once`)."""
 
-    key: Mapping[str, Any]  # from `keyed(...)`: names the document by `_id`
+    # From `keyed(...)`: the natural key and the `_id` made of it, nothing else (a guard such
+    # as a status or a lease would let the bulk update miss while the change reads as written).
+    key: Mapping[str, Any]
     cause_id: str
     update: Mapping[str, Any]  # $set / $setOnInsert, or what `apply_once` takes
     outbox: Sequence[EventMessage] = ()
