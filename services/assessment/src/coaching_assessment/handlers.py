@@ -71,9 +71,11 @@ async def open_instruments(repository: AssessmentRepository, tenant_id: str,
 async def instruments_in_hand(repository: AssessmentRepository, tenant_id: str,
                               client_id: str) -> tuple[set[str], dict[str, str]]:
     """The instruments the client has open, and every assignment's instrument by id."""
+    assignments = await repository.assignments_of(tenant_id, client_id)
+    if not assignments:  # a new client: nothing assigned, so nothing completed either
+        return set(), {}
     completed = {result["assessment_id"]
                  for result in await repository.results_of(tenant_id, client_id)}
-    assignments = await repository.assignments_of(tenant_id, client_id)
     return ({assignment["instrument_id"] for assignment in assignments
              if assessment_id_of(assignment["assignment_id"]) not in completed},
             {assignment["assignment_id"]: assignment["instrument_id"]
