@@ -286,12 +286,6 @@ class EventConsumer:
             for item in alone:
                 tasks.create_task(handle_alone(item))
 
-    async def handle_record(self, record: ConsumerRecord) -> None:
-        """Process one consumed Kafka record to its end: handled, skipped or dead-lettered."""
-        item = await self._read(record)
-        if item is not None:
-            await self._run_with_retries(item)
-
     async def _read(self, record: ConsumerRecord) -> _Item | None:
         """The record's parsed event and route; None once it is dead-lettered or skipped."""
         headers = {name: (value or b"").decode("utf-8", "replace")

@@ -132,7 +132,7 @@ async def apply_once(collection: AsyncCollection, key: Mapping[str, Any], cause_
     With `create=False` the document must exist already (an update of something that may have
     been erased meanwhile must not bring it back); None then also means "not there".
     """
-    guarded, full_update = _guarded_update(key, cause_id, update, outbox)
+    guarded, full_update = guarded_update(key, cause_id, update, outbox)
     try:
         document = await collection.find_one_and_update(guarded, full_update, upsert=create,
                                                         return_document=ReturnDocument.AFTER)
@@ -144,10 +144,11 @@ async def apply_once(collection: AsyncCollection, key: Mapping[str, Any], cause_
     return document
 
 
-def _guarded_update(key: Mapping[str, Any], cause_id: str, update: Mapping[str, Any],
-                    outbox: Sequence[EventMessage]) -> tuple[dict[str, Any], dict[str, Any]]:
+def guarded_update(key: Mapping[str, Any], cause_id: str, update: Mapping[str, Any],
+                   outbox: Sequence[EventMessage] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
     """The filter and update of `apply_once`: the change, the cause marked applied and the
-    outbox entries, guarded by "cause not yet applied"."""
+    outbox entries (leased to their writer), guarded by "cause not yet applied". For bulk
+    writes of changes `apply_once` cannot make (a filter with more than the key)."""
     guarded = {**key, "applied_events": {"$ne": cause_id}}
     full_update: dict[str, Any] = {operator: dict(fields) for operator, fields in update.items()}
     push = full_update.setdefault("$push", {})
@@ -208,7 +209,7 @@ async def apply_each_once(collection: AsyncCollection, changes: Sequence[Change]
         elif len(applied) >= APPLIED_EVENTS_KEPT + APPLIED_TRIM_SLACK:
             one_by_one.append(index)
         else:
-            guarded, full_update = _guarded_update(change.key, change.cause_id, change.update,
+            guarded, full_update = guarded_update(change.key, change.cause_id, change.update,
                                                    change.outbox)
             full_update.pop("$setOnInsert", None)
             updates.append((index, UpdateOne(guarded, full_update)))

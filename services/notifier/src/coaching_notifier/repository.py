@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, NamedTuple
 
-from coaching_shared.events import EventMessage, utc_now
+from coaching_shared.events import EventMessage
 from coaching_shared.membership import TOMBSTONES, member_key
 from coaching_shared.mongo import (
     APPLIED_EVENTS_KEPT,
@@ -34,6 +34,7 @@ from coaching_shared.mongo import (
     IndexSpec,
     apply_once,
     chunks,
+    guarded_update,
     insert_new,
     keyed,
     keyed_under,
@@ -90,8 +91,6 @@ DELIVERY_LOG_FIELDS = {"_id": 0, "notification_id": 1, "cause_event_id": 1, "cau
                        "attempts": 1, "attempt_log": 1, "deferred_until": 1, "reason": 1,
                        "client_id": 1}
 CLAIMABLE = [DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value]
-# The outbox of a recorded outcome is its writer's to relay for this long, then the sweep's.
-OUTCOME_OUTBOX_LEASE = timedelta(seconds=10)
 # Due deliveries read per look (a sorted scan of the log: the expensive part on FerretDB).
 # The ones not claimed at once are claimed by the next rounds, while the look is recent:
 # a claim is taken on the state read, so one that changed meanwhile is refused or not leased.
@@ -498,19 +497,11 @@ class NotifierRepository:
         """
         if not finished:
             return []
-        lease_until = utc_now() + OUTCOME_OUTBOX_LEASE
-        updates = []
-        for one in finished:
-            cause = _outcome_cause(one.delivery)
-            updates.append(UpdateOne(
-                {**_leased(one.delivery), "applied_events": {"$ne": cause}},
-                {"$set": {"status": one.status.value, **one.fields, "outbox_pending": True,
-                          "outbox_lease_until": lease_until},
-                 "$unset": {"lease_token": ""},
-                 "$push": {"attempt_log": one.entry,
-                           "applied_events": {"$each": [cause],
-                                              "$slice": -APPLIED_EVENTS_KEPT},
-                           "outbox": {"$each": [one.event.to_document()]}}}))
+        updates = [UpdateOne(*guarded_update(
+            _leased(one.delivery), _outcome_cause(one.delivery),
+            {"$set": {"status": one.status.value, **one.fields},
+             "$unset": {"lease_token": ""}, "$push": {"attempt_log": one.entry}},
+            [one.event])) for one in finished]
         written: list[dict[str, Any] | None] = []
         for part in chunks(list(zip(finished, updates, strict=True))):
             result = await self.deliveries.bulk_write([update for _, update in part],
