@@ -168,4 +168,8 @@ async def test_equality_with_a_string_or_boolean_matches_as_in_mongodb(
     assert await ids({"status": "active", "pending": True}) == [1, 2]
     assert await ids({"status": "active", "pending": False}) == [2]
     assert await ids({"pending": "true"}) == [6]
+    assert await ids({"status": {"$in": ["active", "a<b & \"c\""]}}) == [1, 2, 3]
+    assert await ids({"status": {"$in": ["draft"]}, "pending": {"$in": [False]}}) == [2]
+    assert await ids({"status": {"$in": ["ünïcode", 7]}}) == [4]
+    assert await ids({"status": {"$in": []}}) == []
     assert (await things.update_many({"pending": True}, {"$set": {"seen": 1}})).modified_count == 2
