@@ -15,8 +15,7 @@ write, so a sender whose lease was taken over records nothing.
 The dispatcher claims a round of deliveries at once (one insert of the claims, one read of
 the erasures, one bulk write of the leases) and records outcomes in groups (one bulk write
 of guarded updates): each delivery keeps its own claim, lease and guard, only the round trips
-are shared. FerretDB reads `_id` equality through the primary index but scans for `_id: {$in}`,
-so the (growing) delivery log is never read back with `$in`.
+are shared.
 """
 
 from __future__ import annotations
@@ -511,7 +510,7 @@ class NotifierRepository:
                             for one, _ in part]
                 continue
             # Some guard failed (lease taken over, erased, or this retries a write that
-            # landed): the stored document tells, read by `_id` (indexed, unlike `$in`).
+            # landed): the stored document tells, read by `_id` (rare: one by one).
             for one, _ in part:
                 document = await self.deliveries.find_one({"_id": one.delivery["_id"]},
                                                           {"outbox": 1, "applied_events": 1})
