@@ -5,6 +5,8 @@
   with the reason in headers, and the consumer carries on;
 - a message that is not a valid event is dead-lettered at once;
 - an event written to the outbox survives a crash between the write and the publish;
+- the sweep of a collection with a publish-once ledger leaves a live writer's entries to it
+  and takes over a dead writer's, publishing each entry once;
 - a consumer killed before acknowledging gets the event again.
 """
 
@@ -27,6 +29,7 @@ from coaching_shared.mongo import (
     outbox_index,
 )
 from coaching_shared.outbox import OutboxRelay
+from coaching_shared.outbox_batch import PublishOnce
 from faststream.kafka import KafkaBroker
 from support.kafka_tools import TopicReader, eventually, headers_of, publish_events, publish_raw
 from support.probe import (
@@ -205,6 +208,57 @@ async def test_outbox_event_survives_crash_between_write_and_publish(settings, i
     assert records[0].key == b"c-7"
     assert doc["outbox"] == []
     assert doc["count"] == 3
+
+
+async def test_the_sweep_goes_through_the_writers_publish_once_ledger(settings, infra, mongo,
+                                                                   prefix):
+    db = mongo[settings.database_name]
+    ledger = PublishOnce(db["published_events"])
+    await ensure_indexes(db, [TALLY_INDEX, outbox_index(TALLIES),
+                              *PublishOnce.indexes("published_events")])
+    marked, dead, never, live = [
+        tally(TallyRecorded(tenant_id="acme", client_id="c-9", amount=n)) for n in range(1, 5)]
+    lease = timedelta(seconds=0.6)
+    configure_outbox_lease(lease)
+    try:
+        await apply_once(db[TALLIES], {"tenant_id": "acme", "client_id": "c-9"}, "cause-9",
+                         {"$inc": {"count": 10}}, outbox=[marked, dead, never, live])
+    finally:
+        configure_outbox_lease(DEFAULT_OUTBOX_LEASE)
+    # A writer admitted three entries, published the first and died before clearing any.
+    await ledger.admit([marked, dead])
+    await ledger.published([marked])
+    await asyncio.sleep(lease.total_seconds() + 0.1)
+    # Another writer has just admitted the last one and is publishing it right now.
+    await ledger.admit([live])
+
+    broker = await _started_broker(settings)
+    relay = OutboxRelay(EventPublisher(broker, prefix), [db[TALLIES]], lease=lease,
+                        ledgers={TALLIES: ledger})
+    try:
+        async with TopicReader(infra.kafka_bootstrap_servers, marked.topic(prefix)) as reader:
+            assert await relay.sweep_once() == 1
+            await reader.until(lambda records: len(records) >= 2, timeout=20)
+            document = await db[TALLIES].find_one({"client_id": "c-9"})
+            # The published one is cleared without a second copy; the live writer's stays.
+            assert [entry["id"] for entry in document["outbox"]] == [live.id]
+            assert document["outbox_pending"] is True
+
+            # That writer never comes back: once its admission is a lease old, it is taken.
+            await asyncio.sleep(lease.total_seconds() + 0.1)
+            assert await relay.sweep_once() == 1
+            await reader.until(lambda records: len(records) >= 3, timeout=20)
+            assert await relay.sweep_once() == 0
+            await reader.settle(1)
+    finally:
+        await broker.stop()
+    assert sorted(headers_of(record)["ce_id"] for record in reader.records) == sorted(
+        [dead.id, never.id, live.id])
+    document = await db[TALLIES].find_one({"client_id": "c-9"})
+    assert document["outbox"] == [] and document["outbox_pending"] is False
+    marks = await db["published_events"].count_documents(
+        {"event_id": {"$in": [f"published|{m.id}" for m in (marked, dead, never, live)]}})
+    assert marks == 4
 
 
 async def test_writer_publishes_its_outbox_at_once(settings, infra, mongo, prefix):

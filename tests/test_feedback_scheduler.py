@@ -55,9 +55,10 @@ async def plan_goals(infra, prefix, db, count: int) -> None:
 
 async def test_two_replicas_and_restarts_publish_each_due_check_in_once(infra, prefix, mongo):
     clock = FixedClock(datetime(2026, 6, 3, 12, tzinfo=UTC))
-    # Small batches and short leases make the replicas interleave and take over from each other.
+    # Small batches and short leases make the replicas interleave and take over from each
+    # other, and their outbox sweeps look at the schedules while rounds are relaying them.
     settings = feedback_settings(infra, prefix, scheduler_batch_size=7,
-                                 scheduler_lease_seconds=2)
+                                 scheduler_lease_seconds=2, outbox_lease_seconds=2)
     db = mongo[settings.database_name]
     goals = 60
 
@@ -94,9 +95,9 @@ async def test_two_replicas_and_restarts_publish_each_due_check_in_once(infra, p
         await replica_a.aclose()
 
     # Each check-in falls due under one event id, whichever replica published it, so readers
-    # apply it once. The same id can reach the topic twice: when a scheduler round runs past
-    # its outbox lease, the outbox sweep of another replica publishes the entry too
-    # (at-least-once on the wire, README "Event rules").
+    # apply it once. The sweeps go through the rounds' publish-once ledger; the same id can
+    # still reach the topic twice if a replica stops between publishing and marking it
+    # published (at-least-once on the wire, README "Event rules").
     ids_of: dict[tuple[str, int], set[str]] = {}
     for record in topic.records:
         if headers_of(record)["ce_type"] == "coaching.CheckInDue.v1":

@@ -9,6 +9,10 @@ twice, never zero times; its id is stable, so consumers drop the copy.
 While the consumer handles a batch, writers' relays are deferred (`deferred`): the batch's
 documents are relayed together when it ends, before it is acknowledged, with one pipelined
 publish and a bulk write per collection instead of an awaited publish per event.
+
+A collection whose writers publish through a publish-once ledger (the scheduler's, see
+`outbox_batch.PublishOnce`) is swept through that ledger too, so the sweep never publishes
+an entry beside a live writer that is still relaying it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from coaching_shared.events import EventMessage, utc_now
 from coaching_shared.messaging import EventPublisher, background_round, is_transient
 from coaching_shared.mongo import clear_outboxes
 from coaching_shared.observability import METRICS
+from coaching_shared.outbox_batch import PublishOnce, relay_documents
 from coaching_shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -42,9 +47,12 @@ class OutboxRelay:
     """Publishes and clears outbox entries of the given collections."""
 
     def __init__(self, publisher: EventPublisher, collections: Sequence[AsyncCollection],
-                 sweep_interval: float = 2.0, lease: timedelta = timedelta(seconds=10)) -> None:
+                 sweep_interval: float = 2.0, lease: timedelta = timedelta(seconds=10),
+                 ledgers: Mapping[str, PublishOnce] | None = None) -> None:
+        """`ledgers`: the publish-once ledger of each collection (by name) that has one."""
         self._publisher = publisher
         self._collections = list(collections)
+        self._ledgers = dict(ledgers or {})
         self._sweep_interval = sweep_interval
         self._lease = lease
         self._task: asyncio.Task[None] | None = None
@@ -134,7 +142,14 @@ class OutboxRelay:
                     {"$set": {"outbox_lease_until": now + self._lease}})
                 if claim.modified_count != 1:
                     continue
-                if document.get("outbox"):
+                ledger = self._ledgers.get(collection.name)
+                if document.get("outbox") and ledger is not None:
+                    # Entries a live writer admitted stay its own; a dead writer's (admitted
+                    # longer than a lease ago) are taken over.
+                    await relay_documents(self._publisher, collection, [document["_id"]],
+                                          once=ledger, take_over_before=now - self._lease)
+                    relayed += 1
+                elif document.get("outbox"):
                     # At once, while the claim is fresh: a batch of claims published
                     # together would give a racing claimer (FerretDB) a wider window.
                     await self._relay_all([(collection, document)])

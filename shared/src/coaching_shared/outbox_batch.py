@@ -12,6 +12,11 @@ updates are not compare-and-set under concurrency on every MongoDB-wire server (
 both believe they own a document;
 a unique index is enforced by the storage engine everywhere, so the first writer to record an
 event id in the ledger is the one that publishes it.
+
+The outbox sweep goes through the same ledger for the collections it covers (`OutboxRelay`'s
+`ledgers`), so a scheduler round that runs past its outbox lease is not published a second time
+beside it; a writer that admitted events and died before publishing them is taken over once
+its admission is older than the lease (`admit(..., take_over_before=...)`).
 """
 
 from __future__ import annotations
@@ -49,22 +54,41 @@ class PublishOnce:
         result = await self.ledger.delete_many({"admitted_at": {"$lt": admitted_before}})
         return result.deleted_count
 
-    async def admit(self, messages: Sequence[EventMessage]) -> tuple[set[str], set[str]]:
+    async def admit(self, messages: Sequence[EventMessage], *,
+                    take_over_before: datetime | None = None) -> tuple[set[str], set[str]]:
         """Record the messages; returns (ids this caller publishes, ids already published).
 
         Ids in neither set are being published by another writer right now: leave them.
+        With `take_over_before`, an event another writer admitted before that instant and
+        never marked published is taken from it (its writer is presumed dead): its row is
+        replaced, and of several callers taking over at once the unique index lets one in.
         """
         if not messages:
             return set(), set()
-        rows = [self._row(message, message.id) for message in messages]
+        by_id = {message.id: message for message in messages}
+        rows = [self._row(message, message.id) for message in by_id.values()]
         admitted = {row["event_id"] for row in await insert_new(self.ledger, rows)}
-        refused = {m.id for m in messages} - admitted
-        done: set[str] = set()
-        if refused:
-            marks = await self.ledger.find(
-                {"event_id": {"$in": sorted(_PUBLISHED + event_id for event_id in refused)}},
-                {"event_id": 1}).to_list()
-            done = {mark["event_id"].removeprefix(_PUBLISHED) for mark in marks}
+        refused = set(by_id) - admitted
+        if not refused:
+            return admitted, set()
+        held = await self.ledger.find(
+            {"event_id": {"$in": sorted(refused | {_PUBLISHED + event_id
+                                                   for event_id in refused})}},
+            {"event_id": 1, "admitted_at": 1}).to_list()
+        done = {row["event_id"].removeprefix(_PUBLISHED) for row in held
+                if row["event_id"].startswith(_PUBLISHED)}
+        if take_over_before is None:
+            return admitted, done
+        stale = sorted(row["event_id"] for row in held
+                       if row["event_id"] in refused - done
+                       and row["admitted_at"] < take_over_before)
+        if stale:
+            # Only rows still as old as that: a row another caller took over meanwhile is new.
+            await self.ledger.delete_many({"event_id": {"$in": stale},
+                                           "admitted_at": {"$lt": take_over_before}})
+            taken = await insert_new(self.ledger, [self._row(by_id[event_id], event_id)
+                                                   for event_id in stale])
+            admitted |= {row["event_id"] for row in taken}
         return admitted, done
 
     async def published(self, messages: Sequence[EventMessage]) -> None:
@@ -84,11 +108,14 @@ _PUBLISHED = "published|"
 async def relay_documents(publisher: EventPublisher, collection: AsyncCollection,
                           document_ids: Sequence[Any], *,
                           still: Mapping[str, Any] | None = None,
-                          once: PublishOnce | None = None) -> int:
+                          once: PublishOnce | None = None,
+                          take_over_before: datetime | None = None) -> int:
     """Publish and clear the outbox entries of these documents; returns events published.
 
     `still` narrows them to the documents the caller still owns (e.g. its lease); `once`
-    makes sure no entry is published by two writers at the same time.
+    makes sure no entry is published by two writers at the same time, and
+    `take_over_before` lets this caller take the entries a writer admitted before then and
+    never published (the sweep's case, see PublishOnce.admit).
     """
     if not document_ids:
         return 0
@@ -101,7 +128,8 @@ async def relay_documents(publisher: EventPublisher, collection: AsyncCollection
             unique.setdefault(entry["id"], EventMessage.from_document(entry))
     to_publish, clearable = set(unique), set(unique)
     if once is not None:
-        to_publish, done = await once.admit(list(unique.values()))
+        to_publish, done = await once.admit(list(unique.values()),
+                                            take_over_before=take_over_before)
         clearable = to_publish | done
     await publisher.publish([message for event_id, message in unique.items()
                              if event_id in to_publish])

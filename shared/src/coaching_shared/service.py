@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -55,6 +55,7 @@ from coaching_shared.mongo import (
 )
 from coaching_shared.observability import METRICS, configure_logging
 from coaching_shared.outbox import OutboxRelay
+from coaching_shared.outbox_batch import PublishOnce
 from coaching_shared.problems import (
     document_problems,
     install_problem_handlers,
@@ -117,6 +118,8 @@ class ServiceDefinition:
     personal_collections: Sequence[str]
     wire: Callable[[ServiceRuntime], None]
     version: str = "0.1.0"
+    # Outbox collection -> the publish-once ledger collection its writers publish through.
+    publish_once: Mapping[str, str] = field(default_factory=dict)
 
 
 def _publisher_docs(broker: KafkaBroker, settings: ServiceSettings,
@@ -268,7 +271,9 @@ def build_service(settings: ServiceSettings, definition: ServiceDefinition) -> F
     configure_outbox_lease(timedelta(seconds=settings.outbox_lease_seconds))
     relay = OutboxRelay(publisher, [db[name] for name in definition.outbox_collections],
                         sweep_interval=settings.outbox_sweep_seconds,
-                        lease=timedelta(seconds=settings.outbox_lease_seconds))
+                        lease=timedelta(seconds=settings.outbox_lease_seconds),
+                        ledgers={name: PublishOnce(db[ledger])
+                                 for name, ledger in definition.publish_once.items()})
     membership = Membership(db, definition.personal_collections)
     consumer = EventConsumer(settings, publisher, membership, batch_scope=relay.deferred)
     runtime = ServiceRuntime(settings, broker, publisher, consumer, mongo, db, relay,

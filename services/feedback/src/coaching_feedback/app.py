@@ -26,6 +26,7 @@ from coaching_feedback.repository import (
     INDEXES,
     OUTBOX_COLLECTIONS,
     PERSONAL_COLLECTIONS,
+    PUBLISHED_ONCE,
     FeedbackRepository,
 )
 from coaching_feedback.scheduler import CheckInScheduler
@@ -62,7 +63,7 @@ def create_app(settings: FeedbackSettings | None = None, clock: Clock | None = N
         description="Check-in schedules and CheckInDue, check-ins, progress reviews, reflective "
                     "exercises, coach feedback and multi-rater (360) feedback.",
         routers=[api.router], indexes=INDEXES, outbox_collections=OUTBOX_COLLECTIONS,
-        personal_collections=PERSONAL_COLLECTIONS,
+        publish_once=PUBLISHED_ONCE, personal_collections=PERSONAL_COLLECTIONS,
         produces=[CheckInDue, CheckInCompleted, CheckInMissed, ProgressReviewed, FeedbackGiven,
                   ClientAtRisk, MultiRaterFeedbackCompleted],
         wire=wire)

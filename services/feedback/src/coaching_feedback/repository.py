@@ -83,6 +83,9 @@ INDEXES = [
 # document never publishes another writer's fresh entries (the schedules' CheckInDue go through
 # the scheduler's publish-once relay only).
 OUTBOX_COLLECTIONS = [SCHEDULES, CHECKINS, REVIEWS, FEEDBACK, RISK_SIGNALS, ROUNDS]
+# The scheduler's transitions publish through the publish-once ledger; so does the outbox
+# sweep over the same collections.
+PUBLISHED_ONCE = {SCHEDULES: PUBLISHED, CHECKINS: PUBLISHED}
 # Rater names and e-mails belong to the client's round and go with it.
 PERSONAL_COLLECTIONS = [PREFERENCES, SCHEDULES, CHECKINS, REFLECTIONS, REVIEWS, FEEDBACK,
                         RISK_SIGNALS, ROUNDS, RATERS, RESPONSES, PUBLISHED]
