@@ -8,16 +8,18 @@ concurrent claims in 27 of 30 rounds here; the build in deploy/local applies
 ferretdb-serialize-writes.patch. These tests fail without it.
 
 Lookups that pin `_id` next to other conditions, list ids or give an `_id` prefix, and
-equalities with strings and booleans, answer exactly what MongoDB answers (our FerretDB build
-reads the former through the `_id` index and lets SQLite select rows for the latter:
+equalities with strings and booleans and comparisons with dates, answer exactly what MongoDB
+answers (our FerretDB build reads the former through the `_id` index and lets SQLite select
+rows for the latter:
 ferretdb-use-id-index.patch; the handler still applies the whole filter).
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
-from bson import ObjectId
+from bson import Int64, ObjectId
 from coaching_shared.mongo import key_id, under_key
 from pymongo import AsyncMongoClient, ReturnDocument
 
@@ -149,6 +151,9 @@ async def test_equality_with_a_string_or_boolean_matches_as_in_mongodb(
     """Our build lets SQLite pick the rows of such conditions; arrays holding the value,
     values JSON writes with escapes, and missing fields must come out as MongoDB says."""
     things = mongo[database_name]["things"]
+    # With indexes that start with the fields: our build reads flags through them.
+    await things.create_index([("pending", 1), ("status", 1)])
+    await things.create_index([("status", 1)])
     await things.insert_many([
         {"_id": 1, "status": "active", "pending": True},
         {"_id": 2, "status": ["draft", "active"], "pending": [False, True]},
@@ -173,3 +178,72 @@ async def test_equality_with_a_string_or_boolean_matches_as_in_mongodb(
     assert await ids({"status": {"$in": ["ünïcode", 7]}}) == [4]
     assert await ids({"status": {"$in": []}}) == []
     assert (await things.update_many({"pending": True}, {"$set": {"seen": 1}})).modified_count == 2
+
+
+async def test_comparisons_with_dates_match_as_in_mongodb(mongo: AsyncMongoClient,
+                                                        database_name: str) -> None:
+    """Our build lets SQLite compare dates (stored as milliseconds); arrays of dates, numbers
+    that equal a date's milliseconds, strings, nulls and missing fields come out as MongoDB
+    says, and the millisecond at each bound is in or out as the operator says."""
+    due = mongo[database_name]["due"]
+    now = datetime(2026, 6, 8, 9, tzinfo=UTC)
+    millis = int(now.timestamp() * 1000)
+    await due.insert_many([
+        {"_id": 1, "due_at": now - timedelta(days=1), "status": "active"},
+        {"_id": 2, "due_at": now},
+        {"_id": 3, "due_at": now + timedelta(milliseconds=1)},
+        {"_id": 4, "due_at": [now + timedelta(days=3), now - timedelta(days=3)]},
+        {"_id": 5, "due_at": Int64(millis - 1)},
+        {"_id": 6, "due_at": (now - timedelta(days=1)).isoformat()},
+        {"_id": 7, "due_at": None},
+        {"_id": 8},
+        {"_id": 9, "due_at": datetime(1960, 1, 1, tzinfo=UTC), "status": "active"},
+        {"_id": 10, "due_at": {"at": now}}])
+
+    async def ids(query: dict) -> list:
+        return sorted(document["_id"] for document in await due.find(query).to_list())
+
+    assert await ids({"due_at": {"$lte": now}}) == [1, 2, 4, 9]
+    assert await ids({"due_at": {"$lt": now}}) == [1, 4, 9]
+    assert await ids({"due_at": {"$gt": now}}) == [3, 4]
+    assert await ids({"due_at": {"$gte": now}}) == [2, 3, 4]
+    # An array matches when one element meets one bound and another the other (MongoDB).
+    assert await ids({"due_at": {"$gte": now - timedelta(days=2), "$lt": now}}) == [1, 4]
+    assert await ids({"due_at": {"$gte": now - timedelta(days=2), "$lt": now - timedelta(
+        hours=1)}}) == [1, 4]
+    assert await ids({"due_at": {"$gte": now + timedelta(days=4)}}) == []
+    assert await ids({"due_at": {"$lte": now}, "status": "active"}) == [1, 9]
+    assert await ids({"due_at": {"$lte": now}, "_id": {"$in": [2, 5]}}) == [2]
+    assert await ids({"due_at": {"$lte": now, "$ne": now}}) == [1, 4, 9]
+    assert await ids({"due_at": {"$lte": millis}}) == [5]
+    first = await due.find({"due_at": {"$lte": now}}).sort("due_at", 1).limit(1).to_list()
+    assert [document["_id"] for document in first] == [9]
+    changed = await due.update_many({"due_at": {"$lte": now}}, {"$set": {"seen": True}})
+    assert changed.modified_count == 4
+
+
+async def test_ids_after_a_key_are_found_as_in_mongodb(mongo: AsyncMongoClient,
+                                                      database_name: str) -> None:
+    """A sweep resumes after the last key it saw: `_id > key` with more conditions. Our build
+    reads those rows through the `_id` index; ids JSON writes with escapes, other types and
+    the key itself must come out as MongoDB says."""
+    keyed = mongo[database_name]["keyed"]
+    await keyed.insert_many([
+        {"_id": "t|a", "due": True}, {"_id": "t|b", "due": True}, {"_id": "t|b0", "due": False},
+        {"_id": "t|b<1", "due": True}, {"_id": "t|b&", "due": True},
+        {"_id": "t|c\\d", "due": True},
+        {"_id": "t|ü", "due": True}, {"_id": "t", "due": True}, {"_id": 7, "due": True},
+        {"_id": ObjectId(), "due": True}, {"_id": "u", "due": True}])
+
+    async def ids(query: dict) -> list:
+        return sorted(str(document["_id"]) for document in await keyed.find(query).to_list())
+
+    assert await ids({"_id": {"$gt": "t|b"}, "due": True}) == [
+        "t|b&", "t|b<1", "t|c\\d", "t|ü", "u"]
+    assert await ids({"_id": {"$gte": "t|b"}, "due": True}) == [
+        "t|b", "t|b&", "t|b<1", "t|c\\d", "t|ü", "u"]
+    assert await ids({"_id": {"$gt": "t|b"}, "due": False}) == ["t|b0"]
+    assert await ids({"_id": {"$gt": "t|ü"}}) == ["u"]
+    assert await ids({"_id": {"$gt": "u"}}) == []
+    first = await keyed.find({"_id": {"$gt": "t"}, "due": True}).limit(2).to_list()
+    assert len(first) == 2 and all(d["_id"] > "t" for d in first)

@@ -1,24 +1,40 @@
 """The feedback service applies a consumed batch of enrolments and goals together.
 
 Events published before the service starts arrive in one fetched batch; each wave's
-`ClientEnrolled` and `GoalSet` go to the batch handlers (a few round trips for all of them)
-with the same effects as one by one: each event applied once, whatever the duplicates, a
-client's events in order, and a goal planned before its client's enrolment gets the coach
-and the timezone later.
+`ClientEnrolled`, `GoalSet` and `CheckInDue` go to the batch handlers (a few round trips
+for all of them) with the same effects as one by one: each event applied once, whatever the
+duplicates, a client's events in order, a goal planned before its client's enrolment gets
+the coach and the timezone later, and a check-in after a missed one is opened as such.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from coaching_feedback.app import create_app
 from coaching_feedback.clock import FixedClock
+from coaching_feedback.domain import checkin_id_for
 from coaching_feedback.handlers import FeedbackHandlers
-from coaching_feedback.repository import PREFERENCES, SCHEDULES, FeedbackRepository
+from coaching_feedback.repository import (
+    CHECKINS,
+    MISSED,
+    PREFERENCES,
+    SCHEDULES,
+    FeedbackRepository,
+    checkin_key,
+)
 from coaching_feedback.settings import FeedbackSettings
-from coaching_shared.contracts import ClientEnrolled, CoachContact, Direction, GoalSet, KpiSpec
+from coaching_shared.contracts import (
+    CheckInDue,
+    ClientEnrolled,
+    CoachContact,
+    Direction,
+    GoalSet,
+    KpiSpec,
+)
 from coaching_shared.events import Event, EventMessage
 from coaching_shared.membership import Membership
 from coaching_shared.messaging import EventContext
@@ -203,3 +219,60 @@ async def test_a_schedule_changed_meanwhile_moves_from_a_fresh_copy(mongo, datab
             for goal_id, s in stored.items()} == {"g-1": (BERLIN, 2, "coach-1"),
                                                   "g-2": (BERLIN, 1, "coach-1")}
     assert len(one_by_one) == 1  # only the changed one, from its fresh copy
+
+
+async def test_a_wave_of_due_check_ins_opens_each_once_in_its_context(infra, prefix, mongo,
+                                                                     monkeypatch):
+    settings = service_settings(FeedbackSettings, infra, prefix, scheduler_enabled=False)
+    db = mongo[settings.mongodb_database]
+    checkins = db[CHECKINS]
+    opened_together = spy(monkeypatch, "checkin_due_together")
+    clients = [f"c-{n}" for n in range(6)]
+    await publish_events(infra.kafka_bootstrap_servers, prefix,
+                         [enrolment(client) for client in clients]
+                         + [goal(client, f"g-{client}") for client in clients])
+    # c-5's second check-in follows a missed first one.
+    first_of_c5 = checkin_id_for(TENANT, "g-c-5", 1)
+    await checkins.insert_one({**checkin_key(TENANT, first_of_c5), "client_id": "c-5",
+                               "goal_id": "g-c-5", "period": 1, "status": MISSED})
+
+    def due(client: str, period: int, goal_id: str | None = None) -> CheckInDue:
+        goal_id = goal_id or f"g-{client}"
+        due_at = CLOCK + timedelta(weeks=period)
+        return CheckInDue(tenant_id=TENANT, client_id=client, goal_id=goal_id, period=period,
+                          checkin_id=checkin_id_for(TENANT, goal_id, period), due_at=due_at,
+                          respond_by=due_at + timedelta(days=2), coach_id="coach-1")
+
+    # Five first check-ins, c-5's second, one for a goal nobody planned (erased), and one
+    # delivered twice.
+    events = [due(client, 1) for client in clients[:5]]
+    events += [due("c-5", 2), due("x-9", 1, goal_id="g-erased"), events[2]]
+    ids = [f"due-{n}" for n in range(7)] + ["due-2"]
+    async with running_service(lambda s: create_app(s, FixedClock(CLOCK)), settings):
+
+        async def all_planned():
+            return await db[SCHEDULES].count_documents({}) == len(clients)
+
+        await eventually(all_planned)
+        await publish_events(infra.kafka_bootstrap_servers, prefix, events, ids=ids)
+
+        async def all_opened():
+            found = await checkins.find({"status": "open"}).to_list()
+            return found if len(found) == 6 else None
+
+        opened = {c["client_id"]: c for c in await eventually(all_opened)}
+        await asyncio.sleep(1)  # the duplicate and the erased goal's have come too
+    assert max(opened_together) > 1, opened_together
+    assert sorted(opened) == clients
+    for client, checkin in opened.items():
+        period = 2 if client == "c-5" else 1
+        assert checkin["_id"] == checkin_key(TENANT, checkin_id_for(TENANT, f"g-{client}",
+                                                                    period))["_id"]
+        assert checkin["applied_events"] == [ids[clients.index(client)]]
+        assert checkin["coach_id"] == "coach-1" and checkin["period"] == period
+        expected = "after_missed" if client == "c-5" else "first_checkin"
+        assert checkin["reflection_context"] == expected
+        assert all(p.startswith("missed-" if client == "c-5" else "first-")
+                   for p in checkin["prompt_ids"])
+    assert await checkins.count_documents({}) == 7  # six opened and c-5's missed first
+    assert await checkins.count_documents({"goal_id": "g-erased"}) == 0

@@ -77,7 +77,7 @@ async def test_two_replicas_and_restarts_publish_each_due_check_in_once(infra, p
         repository = replica_b.app.state.feedback_repository
         crashed = await repository.claim(
             repository.schedules, {"status": ACTIVE, "next_due_at": {"$lte": clock.now()}},
-            "next_due_at", "crashed-replica", timedelta(seconds=2), 10)
+            "crashed-replica", timedelta(seconds=2), 10)
         assert crashed, "the dead replica should have claimed something"
         await topic.until(lambda records: len(due_records(records)) >= goals, timeout=60)
 

@@ -2,8 +2,9 @@
 
 Both start from the same seed: `count` check-in schedules, written straight into a feedback
 database through the service's repository, every one due at the same instant (last Monday's
-slot). The raw figure reads the due documents in batches, marks each batch claimed and
-produces one CheckInDue-sized record per document, as fast as PyMongo and aiokafka go. The
+slot). The raw figure reads the due documents in batches (each after the last key read),
+marks each batch claimed and produces one CheckInDue-sized record per document, as fast as
+PyMongo and aiokafka go. The
 scheduler figure is the feedback service run as a process: from its start until the topic
 holds `count` distinct CheckInDue.
 """
@@ -19,11 +20,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from coaching_feedback.domain import first_due, month_start_after
-from coaching_feedback.repository import ACTIVE, NO_LEASE, FeedbackRepository
+from coaching_feedback.repository import ACTIVE, NO_LEASE, FeedbackRepository, schedule_key
 from coaching_feedback.settings import FeedbackSettings
 from coaching_shared.contracts import CheckInDue
 from coaching_shared.contracts.examples import EXAMPLES
 from coaching_shared.events import topic_name, utc_now
+from coaching_shared.mongo import chunks
 from pymongo import AsyncMongoClient, UpdateOne
 from support.processes import ServiceProcess
 
@@ -36,6 +38,8 @@ from bench.workload import PARTITIONS, TENANT
 
 # FerretDB 1.24 (SQLite) stops answering a bulk write of 100 or more updates: stay below.
 CLAIM_BATCH = 99
+# Due documents read per query (the scheduler's default batch).
+READ_BATCH = 500
 SEED_BATCH = 1000
 _DUE_TYPE = CheckInDue.ce_type().encode()
 _DUE_DATA = next(e for e in EXAMPLES if isinstance(e, CheckInDue)).model_dump(mode="json")
@@ -44,13 +48,13 @@ _DUE_DATA = next(e for e in EXAMPLES if isinstance(e, CheckInDue)).model_dump(mo
 def due_schedules(count: int, planned_at: datetime) -> list[dict[str, Any]]:
     """`count` active weekly schedules (one goal per client), all due at the same slot.
 
-    The documents are what the GoalSet handler stores, planned a week and a day ago so their
-    first check-in has fallen due.
+    The documents are what the GoalSet handler stores (under the same keys), planned a week and
+    a day ago so their first check-in has fallen due.
     """
     plan = FeedbackSettings().default_plan("Europe/Berlin")
     stored_plan = plan.model_dump(mode="json")
     due_at = first_due(plan, planned_at, planned_at.date())
-    return [{"tenant_id": TENANT, "goal_id": f"goal-{index:07d}",
+    return [{**schedule_key(TENANT, f"goal-{index:07d}"),
              "client_id": f"client-{index:07d}", "coach_id": "coach-0001",
              "title": "Lead the quarterly planning", "goal_start": planned_at.date().isoformat(),
              "goal_due": (planned_at + timedelta(days=90)).date().isoformat(), "kpis": [],
@@ -101,20 +105,26 @@ async def raw_claim_and_produce(bench: Bench, count: int) -> Result:
         claimable = {"status": ACTIVE, "next_due_at": {"$lte": now},
                      "lease_until": {"$lte": now}}
         claimed = 0
+        after = ""
         started = time.perf_counter()
         # A batch is read in full before it is claimed: FerretDB on SQLite blocks a write
-        # while a cursor of the same database is open. Claimed documents leave the filter.
+        # while a cursor of the same database is open. Each read resumes after the greatest
+        # key of the previous one (through the _id index), as the scheduler's rounds do.
         while time.perf_counter() - started < bench.cap_seconds:
-            batch = await schedules.find(claimable).limit(CLAIM_BATCH).to_list()
+            batch = await schedules.find({**claimable, "_id": {"$gt": after}}
+                                         ).limit(READ_BATCH).to_list()
             if not batch:
                 break
-            claimed += await _claim_and_send(schedules, kafka, out_topic, batch, now)
+            after = max(schedule["_id"] for schedule in batch)
+            for part in chunks(batch, CLAIM_BATCH):
+                claimed += await _claim_and_send(schedules, kafka, out_topic, part, now)
         seconds = time.perf_counter() - started
     finally:
         await kafka.stop()
         await client.close()
     return Result.of(RAW_CLAIM_AND_PRODUCE, Window(claimed, seconds, complete=claimed >= count),
-                     note=f"find x{CLAIM_BATCH}, bulk claim, pipelined sends", seeded=count)
+                     note=f"find x{READ_BATCH} after the last key, bulk claims x{CLAIM_BATCH}, "
+                     "pipelined sends", seeded=count)
 
 
 async def _claim_and_send(schedules, kafka, topic: str, batch: list[dict[str, Any]],

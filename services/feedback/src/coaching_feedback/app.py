@@ -49,7 +49,7 @@ def create_app(settings: FeedbackSettings | None = None, clock: Clock | None = N
         consumer.on(GoalSet, handlers.goal_set, batch=handlers.goal_set_together)
         consumer.on(GoalAchieved, handlers.goal_achieved)
         consumer.on(GoalAbandoned, handlers.goal_abandoned)
-        consumer.on(CheckInDue, handlers.checkin_due)
+        consumer.on(CheckInDue, handlers.checkin_due, batch=handlers.checkin_due_together)
         consumer.on(CheckInCompleted, handlers.checkin_settled)
         consumer.on(CheckInMissed, handlers.checkin_settled)
         parts["repository"] = repository

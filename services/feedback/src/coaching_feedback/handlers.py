@@ -30,6 +30,7 @@ from coaching_shared.contracts import (
 from coaching_shared.events import EventMessage, derived_event_id
 from coaching_shared.membership import Membership
 from coaching_shared.messaging import EventContext
+from coaching_shared.mongo import Change
 from coaching_shared.service import ServiceRuntime
 from pymongo.asynchronous.collection import AsyncCollection
 
@@ -65,6 +66,7 @@ from coaching_feedback.repository import (
     ClientRef,
     FeedbackRepository,
     Replan,
+    checkin_key,
     schedule_change,
     timezone_change,
 )
@@ -388,24 +390,37 @@ class FeedbackHandlers:
 
     async def checkin_due(self, event: CheckInDue, context: EventContext) -> None:
         """Open the check-in the scheduler announced, with its reflection prompts."""
-        schedule = await self.repository.schedule(event.tenant_id, event.goal_id)
-        if schedule is None:
-            return  # the goal's data was erased; nothing to open
-        previous = await self.repository.checkin_of_period(event.tenant_id, event.goal_id,
-                                                           event.period - 1)
-        reflection_context = checkin_context(
-            event.period, previous is not None and previous["status"] == MISSED)
-        window = CheckInWindow.of(event.due_at, self.settings.on_time, self.settings.grace)
-        await self.repository.open_checkin(event.tenant_id, event.checkin_id,
-                                           context.message.id, {
-            "client_id": event.client_id, "goal_id": event.goal_id, "period": event.period,
-            "due_at": event.due_at, "on_time_until": window.on_time_until,
-            "respond_by": event.respond_by, "coach_id": schedule.get("coach_id"),
-            "status": OPEN if schedule["status"] == ACTIVE else CANCELLED,
-            "reflection_context": reflection_context.value,
-            "prompt_ids": [p.prompt_id for p in choose_prompts(reflection_context,
-                                                               event.period)],
-            "lease_until": NO_LEASE})
+        await self.checkin_due_together([(event, context)])
+
+    async def checkin_due_together(self,
+                                   events: Sequence[tuple[CheckInDue, EventContext]]) -> None:
+        """`checkin_due` for a wave (a cohort's Friday): the goals' schedules and previous
+        check-ins in one read each, the check-ins opened in one `apply_each_once`."""
+        schedules = await self.repository.schedules_of_goals(
+            [(event.tenant_id, event.goal_id) for event, _ in events])
+        previous = await self.repository.checkins_of_periods(
+            [(event.tenant_id, event.goal_id, event.period - 1) for event, _ in events
+             if event.period > 1])
+        openings = []
+        for event, context in events:
+            schedule = schedules.get((event.tenant_id, event.goal_id))
+            if schedule is None:
+                continue  # the goal's data was erased; nothing to open
+            before = previous.get((event.tenant_id, event.goal_id, event.period - 1))
+            reflection_context = checkin_context(
+                event.period, before is not None and before["status"] == MISSED)
+            window = CheckInWindow.of(event.due_at, self.settings.on_time, self.settings.grace)
+            openings.append(Change(checkin_key(event.tenant_id, event.checkin_id),
+                                   context.message.id, {"$setOnInsert": {
+                "client_id": event.client_id, "goal_id": event.goal_id, "period": event.period,
+                "due_at": event.due_at, "on_time_until": window.on_time_until,
+                "respond_by": event.respond_by, "coach_id": schedule.get("coach_id"),
+                "status": OPEN if schedule["status"] == ACTIVE else CANCELLED,
+                "reflection_context": reflection_context.value,
+                "prompt_ids": [p.prompt_id for p in choose_prompts(reflection_context,
+                                                                   event.period)],
+                "lease_until": NO_LEASE}}))
+        await self.repository.open_checkins(openings)
 
     async def checkin_settled(self, event: CheckInCompleted | CheckInMissed,
                               context: EventContext) -> None:

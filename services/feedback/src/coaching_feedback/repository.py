@@ -23,6 +23,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from coaching_feedback.domain import checkin_id_for
+
 PREFERENCES = "checkin_preferences"
 SCHEDULES = "checkin_schedules"
 CHECKINS = "checkins"
@@ -220,6 +222,13 @@ class FeedbackRepository:
     async def schedule(self, tenant_id: str, goal_id: str) -> dict[str, Any] | None:
         return await self.schedules.find_one(schedule_key(tenant_id, goal_id))
 
+    async def schedules_of_goals(self, goals: Sequence[tuple[str, str]]
+                                 ) -> dict[tuple[str, str], dict[str, Any]]:
+        """The schedules of these (tenant, goal) that exist, in one read by key."""
+        ids = [schedule_key(tenant_id, goal_id)["_id"] for tenant_id, goal_id in goals]
+        return {(schedule["tenant_id"], schedule["goal_id"]): schedule
+                for schedule in await self.schedules.find({"_id": {"$in": ids}}).to_list()}
+
     async def schedules_of(self, tenant_id: str, client_id: str,
                            status: str | None = None) -> list[dict[str, Any]]:
         query: dict[str, Any] = {"tenant_id": tenant_id, "client_id": client_id}
@@ -287,8 +296,8 @@ class FeedbackRepository:
 
     # -- leased sweeps (due check-ins, missed check-ins) -------------------------------------
 
-    async def claim(self, collection: AsyncCollection, due: Mapping[str, Any], sort_field: str,
-                    owner: str, lease: timedelta, batch: int) -> list[dict[str, Any]]:
+    async def claim(self, collection: AsyncCollection, due: Mapping[str, Any], owner: str,
+                    lease: timedelta, batch: int) -> list[dict[str, Any]]:
         """Lease up to `batch` documents matching `due` whose lease has run out.
 
         Each document is claimed by its own atomic single-document update whose filter repeats
@@ -298,20 +307,29 @@ class FeedbackRepository:
         now = utc_now()
         claimable = {**due, "lease_until": {"$lte": now}}
         ids = [candidate["_id"] for candidate in
-               await self.due(collection, due, sort_field, batch, {"_id": 1})]
+               await self.due(collection, due, batch, {"_id": 1})]
         if not ids:
             return []
         await collection.update_many({**claimable, "_id": {"$in": ids}},
                                      {"$set": {"lease_owner": owner, "lease_until": now + lease}})
         return await collection.find({"_id": {"$in": ids}, "lease_owner": owner}).to_list()
 
-    async def due(self, collection: AsyncCollection, due: Mapping[str, Any], sort_field: str,
-                  batch: int, projection: Mapping[str, Any] | None = None
+    async def due(self, collection: AsyncCollection, due: Mapping[str, Any], batch: int,
+                  projection: Mapping[str, Any] | None = None, *, after: Any = None
                   ) -> list[dict[str, Any]]:
-        """Up to `batch` documents matching `due` that nobody holds a lease on, earliest
-        first."""
-        return await collection.find({**due, "lease_until": {"$lte": utc_now()}},
-                                     projection).sort(sort_field, 1).limit(batch).to_list()
+        """Up to `batch` documents matching `due` that nobody holds a lease on, with keys
+        greater than `after` if given.
+
+        In no stated order: every round takes the next batch until none is left, so a
+        backlog is worked off within one burst of rounds whatever the order. FerretDB would
+        read and sort every due document for each batch to give them earliest first (100,000
+        falling due at once: 200 reads of up to 100,000 documents); unsorted, it stops at
+        the batch's last one, and reads the keys after `after` through the `_id` index.
+        """
+        query = {**due, "lease_until": {"$lte": utc_now()}}
+        if after is not None:
+            query["_id"] = {"$gt": after}
+        return await collection.find(query, projection).limit(batch).to_list()
 
     async def take_transitions(self, collection: AsyncCollection,
                                transitions: Sequence[Transition], owner: str,
@@ -345,19 +363,25 @@ class FeedbackRepository:
 
     # -- check-ins -------------------------------------------------------------------------
 
-    async def open_checkin(self, tenant_id: str, checkin_id: str, cause_id: str,
-                           checkin: Mapping[str, Any]) -> None:
-        """Record a check-in that fell due (once, whatever the redeliveries)."""
-        await apply_once(self.checkins, checkin_key(tenant_id, checkin_id), cause_id,
-                         {"$setOnInsert": dict(checkin)})
+    async def open_checkins(self, openings: Sequence[Change]) -> None:
+        """Record check-ins that fell due (each once, whatever the redeliveries): changes
+        keyed by `checkin_key`, one per check-in."""
+        await apply_each_once(self.checkins, openings)
 
     async def checkin(self, tenant_id: str, checkin_id: str) -> dict[str, Any] | None:
         return await self.checkins.find_one(checkin_key(tenant_id, checkin_id))
 
-    async def checkin_of_period(self, tenant_id: str, goal_id: str,
-                                period: int) -> dict[str, Any] | None:
-        return await self.checkins.find_one(
-            {"tenant_id": tenant_id, "goal_id": goal_id, "period": period})
+    async def checkins_of_periods(self, wanted: Sequence[tuple[str, str, int]]
+                                  ) -> dict[tuple[str, str, int], dict[str, Any]]:
+        """The check-ins of these (tenant, goal, period) that exist, in one read by key:
+        check-ins are stored under the id the scheduler derives from goal and period. (Asked
+        by goal and period, FerretDB read every check-in, for each CheckInDue.)"""
+        ids = [checkin_key(tenant_id, checkin_id_for(tenant_id, goal_id, period))["_id"]
+               for tenant_id, goal_id, period in wanted]
+        if not ids:
+            return {}
+        return {(checkin["tenant_id"], checkin["goal_id"], checkin["period"]): checkin
+                for checkin in await self.checkins.find({"_id": {"$in": ids}}).to_list()}
 
     async def complete_checkin(self, tenant_id: str, checkin_id: str, cause_id: str,
                                fields: Mapping[str, Any],
